@@ -1,0 +1,1 @@
+//! codegen-context (to be written)

@@ -1,0 +1,1 @@
+//! codegen-eval (to be written)

@@ -1,0 +1,1 @@
+//! codegen-kernels (to be written)

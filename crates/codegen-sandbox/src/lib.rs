@@ -1,0 +1,1 @@
+//! codegen-sandbox (to be written)
