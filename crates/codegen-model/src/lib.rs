@@ -1,1 +1,30 @@
-//! x
+//! Qwen2 code-model inference on candle: GGUF weights, the tokenizer read
+//! from GGUF metadata, the forward pass, per-request [`Session`]s (KV cache,
+//! truncate, fork, prefill at any position), the sampler and the generation
+//! loop.
+//!
+//! Weights ([`Model`]) are immutable and meant to be shared behind an `Arc`;
+//! all mutable state is in a [`Session`]. This crate never touches the
+//! network, never picks model files by name and never prints.
+
+mod config;
+mod device;
+mod error;
+mod generate;
+mod model;
+mod sampler;
+mod session;
+pub mod testing;
+mod tokenizer;
+
+pub use config::ModelConfig;
+pub use device::DeviceKind;
+pub use error::{ModelError, Result};
+pub use generate::{generate, prefill_reusing, FinishReason, GenerateConfig, Generation};
+pub use model::{load, Model, PREFILL_CHUNK};
+pub use sampler::{log_prob, Sampler, SamplingConfig};
+pub use session::Session;
+pub use tokenizer::{PromptPiece, SpecialTokens, Tokenizer};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+//! The sampling loop: prefix reuse, prefill, decode, stop tokens, stop
+//! strings, max tokens, cancellation and streaming.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::model::Model;
+use crate::sampler::{Sampler, SamplingConfig};
+use crate::session::Session;
+use crate::tokenizer::Tokenizer;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateConfig {
+    pub max_tokens: usize,
+    pub sampling: SamplingConfig,
+    /// Generation ends before any of these tokens (it is not part of the text).
+    pub stop_tokens: Vec<u32>,
+    /// Generation ends at the first occurrence of any of these; the text is
+    /// cut exactly before it.
+    pub stop_strings: Vec<String>,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: 128,
+            sampling: SamplingConfig::default(),
+            stop_tokens: Vec::new(),
+            stop_strings: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    StopToken,
+    StopString,
+    MaxTokens,
+    Cancelled,
+    /// The streaming callback asked to stop.
+    Stopped,
+    ContextFull,
+}
+
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub text: String,
+    /// Generated tokens (the stop token excluded).
+    pub tokens: Vec<u32>,
+    /// Log-probability of each generated token under the model.
+    pub logprobs: Vec<f32>,
+    pub finish: FinishReason,
+    pub n_prompt_tokens: usize,
+    /// Prompt tokens whose KV cache was reused from the session.
+    pub n_reused_tokens: usize,
+    pub prefill_secs: f64,
+    pub decode_secs: f64,
+}
+
+impl Generation {
+    /// Mean token log-probability (0 for an empty generation).
+    pub fn mean_logprob(&self) -> f32 {
+        if self.logprobs.is_empty() {
+            0.0
+        } else {
+            self.logprobs.iter().sum::<f32>() / self.logprobs.len() as f32
+        }
+    }
+
+    pub fn n_prefilled_tokens(&self) -> usize {
+        self.n_prompt_tokens - self.n_reused_tokens
+    }
+}
+
+/// Bring `session` to hold exactly `prompt`, reusing the longest common
+/// prefix already cached, and return the next-token logits and the number
+/// of reused tokens.
+pub fn prefill_reusing(
+    model: &Model,
+    session: &mut Session,
+    prompt: &[u32],
+) -> Result<(Vec<f32>, usize)> {
+    let mut reuse = session.common_prefix_len(prompt);
+    if reuse == prompt.len() {
+        // Logits are needed for the last prompt token: recompute it.
+        reuse = reuse.saturating_sub(1);
+    }
+    session.truncate(reuse);
+    let logits = model.prefill(session, &prompt[reuse..])?;
+    Ok((logits, reuse))
+}
+
+/// Number of bytes at the end of `bytes` that start a UTF-8 sequence the
+/// next token may still complete.
+fn incomplete_tail_len(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let b = bytes[bytes.len() - back];
+        if b & 0xC0 == 0x80 {
+            continue; // continuation byte: look further back
+        }
+        let expected = match b {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => return 0,
+        };
+        return if back < expected { back } else { 0 };
+    }
+    0
+}
+
+/// Tracks generated text, finds stop strings and releases text that can no
+/// longer become part of one. Invalid UTF-8 becomes U+FFFD; a multi-byte
+/// character split across tokens waits for its last byte.
+pub(crate) struct TextTracker<'a> {
+    text: String,
+    pending: Vec<u8>,
+    stop_strings: &'a [String],
+    emitted: usize,
+    max_stop_len: usize,
+}
+
+impl<'a> TextTracker<'a> {
+    pub(crate) fn new(stop_strings: &'a [String]) -> Self {
+        let max_stop_len = stop_strings.iter().map(String::len).max().unwrap_or(0);
+        Self {
+            text: String::new(),
+            pending: Vec::new(),
+            stop_strings,
+            emitted: 0,
+            max_stop_len,
+        }
+    }
+
+    /// Adds bytes; returns `(new text to stream, stop found)`.
+    pub(crate) fn push(&mut self, piece: &[u8]) -> (String, bool) {
+        self.pending.extend_from_slice(piece);
+        let complete = self.pending.len() - incomplete_tail_len(&self.pending);
+        self.text
+            .push_str(&String::from_utf8_lossy(&self.pending[..complete]));
+        self.pending.drain(..complete);
+        let text = self.text.as_str();
+        let search_from = self.emitted.saturating_sub(self.max_stop_len);
+        let search_from = (0..=search_from)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        let found = self
+            .stop_strings
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| {
+                text[search_from..]
+                    .find(s.as_str())
+                    .map(|i| i + search_from)
+            })
+            .min();
+        if let Some(cut) = found {
+            let out = text[self.emitted.min(cut)..cut].to_string();
+            self.text.truncate(cut);
+            self.pending.clear();
+            self.emitted = cut;
+            return (out, true);
+        }
+        // Hold back a tail that could still grow into a stop string.
+        let mut safe = text.len();
+        for stop in self.stop_strings {
+            for n in (1..stop.len()).rev() {
+                if stop.is_char_boundary(n) && text.ends_with(&stop[..n]) {
+                    safe = safe.min(text.len() - n);
+                    break;
+                }
+            }
+        }
+        let safe = safe.max(self.emitted);
+        let out = text[self.emitted..safe].to_string();
+        self.emitted = safe;
+        (out, false)
+    }
+
+    /// Everything not yet streamed (at the end of generation).
+    pub(crate) fn flush(&mut self) -> String {
+        if !self.pending.is_empty() {
+            self.text.push_str(&String::from_utf8_lossy(&self.pending));
+            self.pending.clear();
+        }
+        let out = self.text[self.emitted..].to_string();
+        self.emitted = self.text.len();
+        out
+    }
+
+    pub(crate) fn text(&self) -> String {
+        self.text.clone()
+    }
+}
+
+/// Generates a continuation of `prompt`. The session is reused: its longest
+/// common prefix with `prompt` is kept and only the rest is prefilled.
+/// `cancel` is checked before every token; `on_text` receives text as it
+/// becomes final and may return `false` to stop.
+pub fn generate(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    session: &mut Session,
+    prompt: &[u32],
+    config: &GenerateConfig,
+    cancel: Option<&AtomicBool>,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<Generation> {
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let start = Instant::now();
+    let (mut logits, n_reused) = prefill_reusing(model, session, prompt)?;
+    let prefill_secs = start.elapsed().as_secs_f64();
+
+    let decode_start = Instant::now();
+    let mut sampler = Sampler::new(config.sampling.clone());
+    let mut tracker = TextTracker::new(&config.stop_strings);
+    let mut tokens = Vec::new();
+    let mut logprobs = Vec::new();
+    let context_length = model.config().context_length;
+    let finish = loop {
+        if cancelled() {
+            break FinishReason::Cancelled;
+        }
+        if tokens.len() >= config.max_tokens {
+            break FinishReason::MaxTokens;
+        }
+        let (token, logprob) = sampler.sample(&logits);
+        if config.stop_tokens.contains(&token) {
+            break FinishReason::StopToken;
+        }
+        tokens.push(token);
+        logprobs.push(logprob);
+        let (fresh, stop) = tracker.push(tokenizer.token_bytes(token));
+        if !fresh.is_empty() && !on_text(&fresh) {
+            break FinishReason::Stopped;
+        }
+        if stop {
+            break FinishReason::StopString;
+        }
+        if tokens.len() >= config.max_tokens {
+            break FinishReason::MaxTokens;
+        }
+        if session.len() + 1 > context_length {
+            break FinishReason::ContextFull;
+        }
+        if cancelled() {
+            break FinishReason::Cancelled;
+        }
+        logits = model.forward(session, &[token])?;
+    };
+    if finish != FinishReason::StopString && finish != FinishReason::Stopped {
+        let rest = tracker.flush();
+        if !rest.is_empty() {
+            on_text(&rest);
+        }
+    }
+    Ok(Generation {
+        text: tracker.text(),
+        tokens,
+        logprobs,
+        finish,
+        n_prompt_tokens: prompt.len(),
+        n_reused_tokens: n_reused,
+        prefill_secs,
+        decode_secs: decode_start.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,146 @@
+//! Per-request state: the KV cache and the tokens it holds.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::ModelConfig;
+use crate::error::Result;
+
+/// Smallest cache allocation, in positions.
+const MIN_CAPACITY: usize = 256;
+
+/// The KV cache of one sequence. Keys and values live in preallocated
+/// tensors of shape `(n_kv_heads, capacity, head_dim)` per layer and are
+/// written in place; the capacity doubles when it runs out, so there is no
+/// whole-cache copy per token.
+pub struct Session {
+    layers: Vec<(Tensor, Tensor)>,
+    capacity: usize,
+    tokens: Vec<u32>,
+    n_layers: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    max_positions: usize,
+}
+
+impl Session {
+    pub(crate) fn new(config: &ModelConfig, _device: &Device) -> Result<Self> {
+        Ok(Self {
+            layers: Vec::new(),
+            capacity: 0,
+            tokens: Vec::new(),
+            n_layers: config.n_layers,
+            n_kv_heads: config.n_kv_heads,
+            head_dim: config.head_dim,
+            max_positions: config.context_length,
+        })
+    }
+
+    /// Number of positions held in the cache.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The tokens whose keys and values are cached, in order.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Allocated positions.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes held by the cache.
+    pub fn memory_bytes(&self) -> usize {
+        self.layers.len() * 2 * self.n_kv_heads * self.capacity * self.head_dim * 4
+    }
+
+    /// Forgets everything after the first `n_tokens` positions.
+    pub fn truncate(&mut self, n_tokens: usize) {
+        self.tokens.truncate(n_tokens);
+    }
+
+    /// Length of the common prefix of the cached tokens and `tokens`.
+    pub fn common_prefix_len(&self, tokens: &[u32]) -> usize {
+        self.tokens
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// An independent copy of this session (copies the cache; later writes
+    /// to one never show in the other).
+    pub fn fork(&self) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| Ok((k.copy()?, v.copy()?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            layers,
+            capacity: self.capacity,
+            tokens: self.tokens.clone(),
+            n_layers: self.n_layers,
+            n_kv_heads: self.n_kv_heads,
+            head_dim: self.head_dim,
+            max_positions: self.max_positions,
+        })
+    }
+
+    /// Makes room for `n_positions` positions.
+    pub(crate) fn reserve(&mut self, n_positions: usize, device: &Device) -> Result<()> {
+        if n_positions <= self.capacity && self.layers.len() == self.n_layers {
+            return Ok(());
+        }
+        let new_capacity = n_positions
+            .next_power_of_two()
+            .max(MIN_CAPACITY)
+            .min(self.max_positions.max(n_positions));
+        let shape = (self.n_kv_heads, new_capacity, self.head_dim);
+        let n_keep = self.tokens.len().min(self.capacity);
+        let mut layers = Vec::with_capacity(self.n_layers);
+        for idx in 0..self.n_layers {
+            let k = Tensor::zeros(shape, DType::F32, device)?;
+            let v = Tensor::zeros(shape, DType::F32, device)?;
+            if let Some((old_k, old_v)) = self.layers.get(idx) {
+                if n_keep > 0 {
+                    k.slice_set(&old_k.narrow(1, 0, n_keep)?.contiguous()?, 1, 0)?;
+                    v.slice_set(&old_v.narrow(1, 0, n_keep)?.contiguous()?, 1, 0)?;
+                }
+            }
+            layers.push((k, v));
+        }
+        self.layers = layers;
+        self.capacity = new_capacity;
+        Ok(())
+    }
+
+    /// Writes keys and values `(n_kv_heads, n_new, head_dim)` of one layer at
+    /// position `at`, and returns views of all cached keys and values.
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        k: &Tensor,
+        v: &Tensor,
+        at: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let n_new = k.dim(1)?;
+        let (k_cache, v_cache) = &self.layers[layer];
+        k_cache.slice_set(&k.contiguous()?, 1, at)?;
+        v_cache.slice_set(&v.contiguous()?, 1, at)?;
+        Ok((
+            k_cache.narrow(1, 0, at + n_new)?,
+            v_cache.narrow(1, 0, at + n_new)?,
+        ))
+    }
+
+    /// Records tokens whose keys and values were written by a forward step.
+    pub(crate) fn commit(&mut self, tokens: &[u32]) {
+        self.tokens.extend_from_slice(tokens);
+    }
+}

@@ -1,0 +1,452 @@
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use candle_core::Device;
+
+use crate::testing::{write_tiny_gguf, TinyConfig};
+use crate::*;
+
+struct Tiny {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    model: Model,
+    tokenizer: Tokenizer,
+}
+
+fn tiny_with(cfg: TinyConfig) -> Tiny {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny_gguf(&path, &cfg).unwrap();
+    let (model, tokenizer) = load(&path, &Device::Cpu).unwrap();
+    Tiny {
+        _dir: dir,
+        path,
+        model,
+        tokenizer,
+    }
+}
+
+fn tiny() -> Tiny {
+    tiny_with(TinyConfig::default())
+}
+
+fn tokens(n: usize, seed: u32) -> Vec<u32> {
+    (0..n as u32)
+        .map(|i| (i * 37 + seed * 11 + 5) % 256)
+        .collect()
+}
+
+#[track_caller]
+fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    let max_diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max_diff <= tol, "max difference {max_diff} > {tol}");
+    // Guard against comparing two degenerate outputs.
+    assert!(a.iter().any(|x| x.abs() > 1e-3), "logits are all ~0");
+}
+
+fn fresh_logits(t: &Tiny, prompt: &[u32]) -> Vec<f32> {
+    let mut s = t.model.new_session().unwrap();
+    t.model.prefill(&mut s, prompt).unwrap()
+}
+
+#[test]
+fn prefill_in_two_steps_equals_one_step() {
+    let t = tiny();
+    let a = tokens(13, 1);
+    let b = tokens(9, 2);
+    let ab: Vec<u32> = a.iter().chain(&b).copied().collect();
+    let whole = fresh_logits(&t, &ab);
+    let mut s = t.model.new_session().unwrap();
+    t.model.prefill(&mut s, &a).unwrap();
+    let split = t.model.prefill(&mut s, &b).unwrap();
+    assert_close(&whole, &split, 1e-4);
+    // Token by token too (the decode path).
+    let mut s = t.model.new_session().unwrap();
+    let mut last = Vec::new();
+    for tok in &ab {
+        last = t.model.forward(&mut s, &[*tok]).unwrap();
+    }
+    assert_close(&whole, &last, 1e-4);
+    assert_eq!(s.tokens(), ab.as_slice());
+}
+
+#[test]
+fn long_prompt_is_prefilled_in_chunks_and_matches() {
+    let t = tiny();
+    let prompt = tokens(PREFILL_CHUNK + 57, 3);
+    let chunked = fresh_logits(&t, &prompt);
+    let mut s = t.model.new_session().unwrap();
+    t.model.forward(&mut s, &prompt[..200]).unwrap();
+    let two = t.model.forward(&mut s, &prompt[200..]).unwrap();
+    assert_close(&chunked, &two, 1e-4);
+    assert!(s.capacity() >= prompt.len());
+}
+
+#[test]
+fn truncate_then_extend_equals_fresh_session() {
+    let t = tiny();
+    let a = tokens(20, 4);
+    let mut s = t.model.new_session().unwrap();
+    t.model.prefill(&mut s, &a).unwrap();
+    s.truncate(7);
+    assert_eq!(s.len(), 7);
+    let tail = tokens(5, 9);
+    let extended = t.model.prefill(&mut s, &tail).unwrap();
+    let expected: Vec<u32> = a[..7].iter().chain(&tail).copied().collect();
+    assert_close(&fresh_logits(&t, &expected), &extended, 1e-4);
+}
+
+#[test]
+fn forks_are_independent() {
+    let t = tiny();
+    let a = tokens(11, 5);
+    let mut original = t.model.new_session().unwrap();
+    t.model.prefill(&mut original, &a).unwrap();
+    let mut fork = original.fork().unwrap();
+    let x = tokens(4, 6);
+    let y = tokens(6, 7);
+    let fork_logits = t.model.prefill(&mut fork, &x).unwrap();
+    let original_logits = t.model.prefill(&mut original, &y).unwrap();
+    let ax: Vec<u32> = a.iter().chain(&x).copied().collect();
+    let ay: Vec<u32> = a.iter().chain(&y).copied().collect();
+    assert_close(&fresh_logits(&t, &ax), &fork_logits, 1e-4);
+    assert_close(&fresh_logits(&t, &ay), &original_logits, 1e-4);
+}
+
+#[test]
+fn cache_grows_past_its_first_capacity() {
+    let t = tiny();
+    let mut s = t.model.new_session().unwrap();
+    let prompt = tokens(250, 8);
+    t.model.prefill(&mut s, &prompt).unwrap();
+    let first_capacity = s.capacity();
+    let more = tokens(30, 9);
+    let grown = t.model.prefill(&mut s, &more).unwrap();
+    assert!(s.capacity() > first_capacity);
+    let all: Vec<u32> = prompt.iter().chain(&more).copied().collect();
+    assert_close(&fresh_logits(&t, &all), &grown, 1e-4);
+}
+
+#[test]
+fn context_overflow_is_an_error() {
+    let t = tiny_with(TinyConfig {
+        context_length: 64,
+        ..TinyConfig::default()
+    });
+    let mut s = t.model.new_session().unwrap();
+    let err = t.model.prefill(&mut s, &tokens(65, 1)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelError::ContextOverflow {
+                needed: 65,
+                limit: 64
+            }
+        ),
+        "{err}"
+    );
+    let err = t.model.prefill(&mut s, &[]).unwrap_err();
+    assert!(matches!(err, ModelError::EmptyPrompt));
+    let err = t.model.prefill(&mut s, &[999_999]).unwrap_err();
+    assert!(matches!(err, ModelError::BadToken(999_999)));
+}
+
+fn run(t: &Tiny, prompt: &[u32], cfg: &GenerateConfig) -> Generation {
+    let mut s = t.model.new_session().unwrap();
+    generate(
+        &t.model,
+        &t.tokenizer,
+        &mut s,
+        prompt,
+        cfg,
+        None,
+        &mut |_| true,
+    )
+    .unwrap()
+}
+
+fn sampled(seed: u64) -> GenerateConfig {
+    GenerateConfig {
+        max_tokens: 24,
+        sampling: SamplingConfig {
+            temperature: 1.0,
+            top_k: Some(50),
+            top_p: 0.9,
+            seed,
+        },
+        ..GenerateConfig::default()
+    }
+}
+
+#[test]
+fn same_seed_same_tokens() {
+    let t = tiny();
+    let prompt = tokens(8, 1);
+    let a = run(&t, &prompt, &sampled(42));
+    let b = run(&t, &prompt, &sampled(42));
+    assert_eq!(a.tokens, b.tokens);
+    assert_eq!(a.tokens.len(), 24);
+    // A different seed gives a different sequence (with overwhelming odds
+    // for 24 draws from a random model).
+    let c = run(&t, &prompt, &sampled(43));
+    assert_ne!(a.tokens, c.tokens);
+}
+
+#[test]
+fn greedy_equals_argmax_and_logprobs_are_model_logprobs() {
+    let t = tiny();
+    let prompt = tokens(6, 2);
+    let g = run(
+        &t,
+        &prompt,
+        &GenerateConfig {
+            max_tokens: 3,
+            ..GenerateConfig::default()
+        },
+    );
+    let logits = fresh_logits(&t, &prompt);
+    let argmax = logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i as u32)
+        .unwrap();
+    assert_eq!(g.tokens[0], argmax);
+    let expected = log_prob(&logits, argmax);
+    assert!((g.logprobs[0] - expected).abs() < 1e-4);
+    assert!(g.logprobs.iter().all(|l| *l <= 0.0));
+    assert_eq!(g.finish, FinishReason::MaxTokens);
+}
+
+#[test]
+fn second_generation_reuses_the_cached_prefix() {
+    let t = tiny();
+    let prompt = tokens(40, 3);
+    let mut s = t.model.new_session().unwrap();
+    let cfg = GenerateConfig {
+        max_tokens: 4,
+        ..GenerateConfig::default()
+    };
+    let first = generate(
+        &t.model,
+        &t.tokenizer,
+        &mut s,
+        &prompt,
+        &cfg,
+        None,
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(first.n_reused_tokens, 0);
+    // One more token typed: only it is prefilled.
+    let mut next = prompt.clone();
+    next.push(65);
+    let second = generate(
+        &t.model,
+        &t.tokenizer,
+        &mut s,
+        &next,
+        &cfg,
+        None,
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(second.n_reused_tokens, 40);
+    assert_eq!(second.n_prefilled_tokens(), 1);
+    // And the result equals a fresh run.
+    let fresh = run(&t, &next, &cfg);
+    assert_eq!(second.tokens, fresh.tokens);
+    // The same prompt again recomputes only its last token.
+    let third = generate(
+        &t.model,
+        &t.tokenizer,
+        &mut s,
+        &next,
+        &cfg,
+        None,
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(third.n_prefilled_tokens(), 1);
+    assert_eq!(third.tokens, fresh.tokens);
+}
+
+#[test]
+fn stop_strings_cut_exactly() {
+    let t = tiny();
+    let prompt = tokens(5, 4);
+    let free = run(&t, &prompt, &sampled(1));
+    let full = free.text.clone();
+    // Pick a stop string from the middle of what the model generates.
+    let bytes = full.as_bytes();
+    let stop_at = (3..bytes.len().saturating_sub(2))
+        .find(|i| full.is_char_boundary(*i) && full.is_char_boundary(*i + 2))
+        .expect("generation long enough");
+    let stop = full[stop_at..stop_at + 2].to_string();
+    let first = full.find(&stop).unwrap();
+    let mut streamed = String::new();
+    let mut s = t.model.new_session().unwrap();
+    let cfg = GenerateConfig {
+        stop_strings: vec!["never appears \u{1F600}".into(), stop.clone()],
+        ..sampled(1)
+    };
+    let g = generate(
+        &t.model,
+        &t.tokenizer,
+        &mut s,
+        &prompt,
+        &cfg,
+        None,
+        &mut |piece| {
+            streamed.push_str(piece);
+            true
+        },
+    )
+    .unwrap();
+    assert_eq!(g.finish, FinishReason::StopString);
+    assert_eq!(g.text, full[..first]);
+    assert_eq!(streamed, g.text);
+}
+
+#[test]
+fn stop_tokens_end_generation_and_are_not_text() {
+    let t = tiny();
+    let prompt = tokens(5, 5);
+    let free = run(&t, &prompt, &sampled(3));
+    let stop_token = free.tokens[4];
+    let first = free.tokens.iter().position(|x| *x == stop_token).unwrap();
+    let cfg = GenerateConfig {
+        stop_tokens: vec![stop_token],
+        ..sampled(3)
+    };
+    let g = run(&t, &prompt, &cfg);
+    assert_eq!(g.finish, FinishReason::StopToken);
+    assert_eq!(g.tokens, free.tokens[..first]);
+}
+
+#[test]
+fn cancel_flag_is_checked_every_token() {
+    let t = tiny();
+    let prompt = tokens(5, 6);
+    let cancel = AtomicBool::new(false);
+    let mut s = t.model.new_session().unwrap();
+    let mut n_pieces = 0;
+    let g = generate(
+        &t.model,
+        &t.tokenizer,
+        &mut s,
+        &prompt,
+        &sampled(5),
+        Some(&cancel),
+        &mut |_| {
+            n_pieces += 1;
+            if n_pieces == 3 {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            true
+        },
+    )
+    .unwrap();
+    assert_eq!(g.finish, FinishReason::Cancelled);
+    assert!(
+        g.tokens.len() >= 3 && g.tokens.len() < 24,
+        "{}",
+        g.tokens.len()
+    );
+}
+
+#[test]
+fn tokenizer_round_trips_and_keeps_special_text_as_text() {
+    let t = tiny();
+    for text in [
+        "def f(x):\n\treturn x  # tab\r\n",
+        "let s = \"héllo 世界 🦀\";\r\n",
+        "",
+        "x = '<|endoftext|>' + '<|fim_prefix|>'",
+    ] {
+        let ids = t.tokenizer.encode(text).unwrap();
+        assert_eq!(t.tokenizer.decode(&ids), text);
+        assert!(
+            ids.iter().all(|id| !t.tokenizer.is_special(*id)),
+            "{text:?} -> {ids:?}"
+        );
+    }
+    let eot = t.tokenizer.special().endoftext.unwrap();
+    let ids = t.tokenizer.encode("<|endoftext|>").unwrap();
+    assert!(ids.len() > 1 && !ids.contains(&eot));
+    let ids = t
+        .tokenizer
+        .encode_pieces(&[PromptPiece::Token(eot), PromptPiece::Text("a".into())])
+        .unwrap();
+    assert_eq!(ids, vec![eot, byte_id(&t, b'a')]);
+}
+
+fn byte_id(t: &Tiny, b: u8) -> u32 {
+    t.tokenizer
+        .encode(std::str::from_utf8(&[b]).unwrap())
+        .unwrap()[0]
+}
+
+#[test]
+fn corrupt_and_unsupported_files_are_clear_errors() {
+    let t = tiny();
+    let bytes = std::fs::read(&t.path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    let truncated = dir.path().join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let err = load(&truncated, &Device::Cpu).err().unwrap();
+    assert!(matches!(err, ModelError::BadTensor { .. }), "{err}");
+
+    let header_only = dir.path().join("header.gguf");
+    std::fs::write(&header_only, &bytes[..100]).unwrap();
+    let err = load(&header_only, &Device::Cpu).err().unwrap();
+    assert!(matches!(err, ModelError::InvalidGguf { .. }), "{err}");
+
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model at all, just text").unwrap();
+    let err = load(&garbage, &Device::Cpu).err().unwrap();
+    assert!(matches!(err, ModelError::InvalidGguf { .. }), "{err}");
+
+    let err = load(dir.path(), &Device::Cpu).err().unwrap();
+    assert!(err.to_string().contains("directory"), "{err}");
+
+    let err = load(&dir.path().join("missing.gguf"), &Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(matches!(err, ModelError::Io { .. }), "{err}");
+
+    let llama = dir.path().join("llama.gguf");
+    write_tiny_gguf(
+        &llama,
+        &TinyConfig {
+            architecture: "llama".into(),
+            ..TinyConfig::default()
+        },
+    )
+    .unwrap();
+    let err = load(&llama, &Device::Cpu).err().unwrap();
+    assert!(
+        matches!(err, ModelError::UnsupportedArchitecture(ref a) if a == "llama"),
+        "{err}"
+    );
+}
+
+#[test]
+fn devices_not_compiled_in_are_clear_errors() {
+    if !cfg!(feature = "cuda") {
+        let err = "cuda".parse::<DeviceKind>().unwrap().open().unwrap_err();
+        assert!(err.to_string().contains("--features cuda"), "{err}");
+    }
+    if !cfg!(feature = "metal") {
+        let err = "metal".parse::<DeviceKind>().unwrap().open().unwrap_err();
+        assert!(err.to_string().contains("--features metal"), "{err}");
+    }
+    assert!("tpu".parse::<DeviceKind>().is_err());
+    assert_eq!("cuda:1".parse::<DeviceKind>().unwrap(), DeviceKind::Cuda(1));
+}

