@@ -212,11 +212,16 @@ pub(crate) fn fetch_model(store: &Store, manifest: &Manifest) -> Result<PathBuf,
                 return Ok(dest);
             }
             Err(e) => {
-                tracing::warn!("{label}: {e}");
+                // Source errors already name their source.
+                let message = match &e {
+                    StoreError::Source { .. } => e.to_string(),
+                    _ => format!("{label}: {e}"),
+                };
+                tracing::debug!("{message}");
                 if store.config.progress {
-                    eprintln!("codegen: {label} failed: {e}");
+                    eprintln!("codegen: {message}; trying the next source");
                 }
-                attempts.push(format!("{label}: {e}"));
+                attempts.push(message);
             }
         }
     }

@@ -1,0 +1,87 @@
+//! The `codegen` binary: thin glue over the library crates. Commands:
+//! `complete`, `model`, `bench`.
+
+mod bench_speed;
+mod complete;
+mod input;
+mod model_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "codegen", version, about = "Local code completion with a GGUF code model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Complete code at a cursor in a file and print the inserted text.
+    Complete(complete::CompleteArgs),
+    /// List, fetch, verify and locate models.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Prefill and decode speed, and peak memory.
+    Speed(bench_speed::SpeedArgs),
+}
+
+/// Options shared by every command that runs a model.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Model name (see `codegen model list`) or path to a GGUF file.
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    /// cpu, cuda or metal (cuda and metal need a build with that feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn set_threads(threads: Option<usize>) {
+    if let Some(n) = threads {
+        // Read by candle's and rayon's pools when they start; nothing has
+        // started them yet at this point.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+}
+
+pub fn cache_hint() -> PathBuf {
+    codegen_store::StoreConfig::from_env().root
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Complete(args) => complete::run(args),
+        Command::Model(cmd) => model_cmd::run(cmd),
+        Command::Bench(BenchCommand::Speed(args)) => bench_speed::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let chain: Vec<String> = err.chain().map(|e| e.to_string()).collect();
+            eprintln!("codegen: error: {}", chain.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

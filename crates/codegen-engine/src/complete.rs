@@ -1,0 +1,325 @@
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use codegen_context::{
+    build_prompt, postprocess, CompletionMode, Neighbour, ParsedDocument, PromptConfig,
+    TokenCounter,
+};
+use codegen_model::{
+    generate, prefill_reusing, FinishReason, GenerateConfig, PromptPiece, SamplingConfig, Session,
+    Tokenizer,
+};
+
+use crate::registry::LoadedModel;
+use crate::EngineError;
+
+/// The document being completed: parsed (a supported language) or plain.
+pub enum SourceText<'a> {
+    Parsed(&'a ParsedDocument),
+    Plain(&'a str),
+}
+
+impl SourceText<'_> {
+    pub fn text(&self) -> &str {
+        match self {
+            SourceText::Parsed(doc) => doc.text(),
+            SourceText::Plain(text) => text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionSettings {
+    /// Number of samples.
+    pub n: usize,
+    pub max_tokens: usize,
+    pub temperature: f32,
+    pub top_p: f32,
+    pub top_k: Option<usize>,
+    pub seed: u64,
+    pub prompt: PromptConfig,
+}
+
+impl Default for CompletionSettings {
+    fn default() -> Self {
+        Self {
+            n: 1,
+            max_tokens: 128,
+            temperature: 0.0,
+            top_p: 0.95,
+            top_k: None,
+            seed: 0,
+            prompt: PromptConfig::default(),
+        }
+    }
+}
+
+pub struct CompletionRequest<'a> {
+    pub source: SourceText<'a>,
+    /// Byte offset of the cursor.
+    pub cursor: usize,
+    /// Path of the document as the user sees it (for repository context).
+    pub path: String,
+    pub neighbours: Vec<Neighbour>,
+    pub settings: CompletionSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptMode {
+    /// `<|fim_prefix|>…<|fim_suffix|>…<|fim_middle|>`: code follows the cursor.
+    FillInTheMiddle,
+    /// Plain continuation of the prefix: nothing but blank text follows.
+    Continuation,
+}
+
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Text to insert at the cursor (post-processed).
+    pub text: String,
+    /// What the model wrote.
+    pub raw: String,
+    pub mean_logprob: f32,
+    pub n_tokens: usize,
+    pub finish: FinishReason,
+}
+
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub candidates: Vec<Candidate>,
+    pub prompt_mode: PromptMode,
+    pub completion_mode: CompletionMode,
+    pub n_prompt_tokens: usize,
+    pub n_reused_tokens: usize,
+    pub prefill_secs: f64,
+    pub decode_secs: f64,
+    pub n_generated_tokens: usize,
+    /// What the context could not do.
+    pub notes: Vec<String>,
+}
+
+struct ModelTokens<'a>(&'a Tokenizer);
+
+impl TokenCounter for ModelTokens<'_> {
+    fn count(&self, text: &str) -> usize {
+        self.0.encode(text).map(|ids| ids.len()).unwrap_or(text.len() / 3)
+    }
+}
+
+/// Cut `text` to about `max_tokens` tokens, keeping its end (for a prefix)
+/// or its start (for a suffix), at a line boundary where possible.
+fn cut_plain(text: &str, max_bytes: usize, keep_end: bool) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    if keep_end {
+        let mut start = text.len() - max_bytes;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        let slice = &text[start..];
+        match slice.find('\n') {
+            Some(i) if i + 1 < slice.len() => &slice[i + 1..],
+            _ => slice,
+        }
+    } else {
+        let mut end = max_bytes;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let slice = &text[..end];
+        match slice.rfind('\n') {
+            Some(i) if i > 0 => &slice[..=i],
+            _ => slice,
+        }
+    }
+}
+
+/// Tokens of the prompt for a request, its mode, the completion mode and
+/// the context notes.
+pub fn build_prompt_tokens(
+    tokenizer: &Tokenizer,
+    req: &CompletionRequest<'_>,
+) -> Result<(Vec<u32>, PromptMode, CompletionMode, Vec<String>), EngineError> {
+    let text = req.source.text();
+    if req.cursor > text.len() || !text.is_char_boundary(req.cursor) {
+        return Err(EngineError::CursorOutOfRange {
+            cursor: req.cursor,
+            len: text.len(),
+        });
+    }
+    let cfg = &req.settings.prompt;
+    let (prefix, suffix, snippets, completion_mode, notes) = match &req.source {
+        SourceText::Parsed(doc) => {
+            let prompt = build_prompt(
+                doc,
+                req.cursor,
+                &req.path,
+                &req.neighbours,
+                cfg,
+                &ModelTokens(tokenizer),
+            );
+            (prompt.prefix, prompt.suffix, prompt.snippets, prompt.mode, prompt.notes)
+        }
+        SourceText::Plain(text) => {
+            let prefix = cut_plain(&text[..req.cursor], cfg.max_prefix_tokens * 3, true);
+            let suffix = cut_plain(&text[req.cursor..], cfg.max_suffix_tokens * 3, false);
+            let line_rest = text[req.cursor..].split('\n').next().unwrap_or("");
+            let mode = if line_rest.trim().is_empty() {
+                CompletionMode::MultiLine
+            } else {
+                CompletionMode::SingleLine
+            };
+            (prefix.to_string(), suffix.to_string(), Vec::new(), mode, Vec::new())
+        }
+    };
+    let special = tokenizer.special();
+    let mut pieces = Vec::new();
+    let fim = !suffix.trim().is_empty();
+    if fim || !snippets.is_empty() {
+        let need = |id: Option<u32>, name| id.ok_or(EngineError::MissingSpecialToken(name));
+        let file_sep = special.file_sep;
+        if let (Some(file_sep), false) = (file_sep, snippets.is_empty()) {
+            for snippet in &snippets {
+                pieces.push(PromptPiece::Token(file_sep));
+                pieces.push(PromptPiece::Text(format!("{}\n{}\n", snippet.path, snippet.text)));
+            }
+            pieces.push(PromptPiece::Token(file_sep));
+            pieces.push(PromptPiece::Text(format!("{}\n", req.path)));
+        }
+        if fim {
+            pieces.push(PromptPiece::Token(need(special.fim_prefix, "<|fim_prefix|>")?));
+            pieces.push(PromptPiece::Text(prefix));
+            pieces.push(PromptPiece::Token(need(special.fim_suffix, "<|fim_suffix|>")?));
+            pieces.push(PromptPiece::Text(suffix));
+            pieces.push(PromptPiece::Token(need(special.fim_middle, "<|fim_middle|>")?));
+        } else {
+            pieces.push(PromptPiece::Text(prefix));
+        }
+    } else {
+        pieces.push(PromptPiece::Text(prefix));
+    }
+    let mut tokens = tokenizer.encode_pieces(&pieces)?;
+    if tokens.is_empty() {
+        // An empty document: start from end-of-text so the model has a
+        // position to predict from.
+        if let Some(eot) = special.endoftext {
+            tokens.push(eot);
+        }
+    }
+    let mode = if fim {
+        PromptMode::FillInTheMiddle
+    } else {
+        PromptMode::Continuation
+    };
+    Ok((tokens, mode, completion_mode, notes))
+}
+
+fn finish_text(req: &CompletionRequest<'_>, raw: &str, mode: CompletionMode) -> String {
+    match &req.source {
+        SourceText::Parsed(doc) => postprocess(doc, req.cursor, raw, mode),
+        SourceText::Plain(_) => match mode {
+            CompletionMode::SingleLine => raw.split('\n').next().unwrap_or("").to_string(),
+            CompletionMode::MultiLine => raw.trim_end().to_string(),
+        },
+    }
+}
+
+/// Completes at the request's cursor: builds the prompt, reuses the
+/// session's cached prefix, prefills once, then samples `n` candidates (each
+/// from a fork of the prefilled session) and post-processes them.
+pub fn complete(
+    model: &LoadedModel,
+    session: &mut Session,
+    req: &CompletionRequest<'_>,
+    cancel: Option<&AtomicBool>,
+) -> Result<Completion, EngineError> {
+    let tokenizer = &model.tokenizer;
+    let (prompt, prompt_mode, completion_mode, notes) = build_prompt_tokens(tokenizer, req)?;
+    let settings = &req.settings;
+    let mut stop_strings = Vec::new();
+    if completion_mode == CompletionMode::SingleLine {
+        stop_strings.push("\n".to_string());
+    }
+    let prefill_start = Instant::now();
+    let (_, n_reused) = prefill_reusing(&model.model, session, &prompt)?;
+    let prefill_secs = prefill_start.elapsed().as_secs_f64();
+
+    let decode_start = Instant::now();
+    let mut candidates = Vec::new();
+    let mut n_generated = 0;
+    for sample_idx in 0..settings.n.max(1) {
+        let config = GenerateConfig {
+            max_tokens: settings.max_tokens,
+            sampling: SamplingConfig {
+                temperature: settings.temperature,
+                top_k: settings.top_k,
+                top_p: settings.top_p,
+                seed: settings.seed.wrapping_add(sample_idx as u64),
+            },
+            stop_tokens: tokenizer.default_stop_tokens(),
+            stop_strings: stop_strings.clone(),
+        };
+        // The last sample may use the session itself; the others a fork so
+        // the cached prompt survives for them.
+        let mut fork;
+        let target = if sample_idx + 1 == settings.n.max(1) {
+            &mut *session
+        } else {
+            fork = session.fork()?;
+            &mut fork
+        };
+        // Stop early once the block is finished: post-processing of the text
+        // so far stops growing when a new line falls outside the block.
+        let mut raw_so_far = String::new();
+        let mut last_kept = String::new();
+        let mut n_lines = 0;
+        let early_stop = completion_mode == CompletionMode::MultiLine;
+        let generation = generate(
+            &model.model,
+            tokenizer,
+            target,
+            &prompt,
+            &config,
+            cancel,
+            &mut |piece| {
+                raw_so_far.push_str(piece);
+                if !early_stop || !piece.contains('\n') {
+                    return true;
+                }
+                let complete_lines = match raw_so_far.rfind('\n') {
+                    Some(i) => &raw_so_far[..i],
+                    None => return true,
+                };
+                let last_line = complete_lines.rsplit('\n').next().unwrap_or("");
+                let kept = finish_text(req, complete_lines, completion_mode);
+                n_lines += 1;
+                let stalled = n_lines > 1 && !last_line.trim().is_empty() && kept == last_kept;
+                last_kept = kept;
+                !stalled
+            },
+        )?;
+        n_generated += generation.tokens.len();
+        let text = finish_text(req, &generation.text, completion_mode);
+        candidates.push(Candidate {
+            text,
+            mean_logprob: generation.mean_logprob(),
+            n_tokens: generation.tokens.len(),
+            finish: generation.finish,
+            raw: generation.text,
+        });
+        if generation.finish == FinishReason::Cancelled {
+            break;
+        }
+    }
+    Ok(Completion {
+        candidates,
+        prompt_mode,
+        completion_mode,
+        n_prompt_tokens: prompt.len(),
+        n_reused_tokens: n_reused,
+        prefill_secs,
+        decode_secs: decode_start.elapsed().as_secs_f64(),
+        n_generated_tokens: n_generated,
+        notes,
+    })
+}

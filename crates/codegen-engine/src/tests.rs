@@ -1,0 +1,121 @@
+use codegen_context::{Language, ParsedDocument};
+use codegen_model::testing::{write_tiny_gguf, TinyConfig};
+
+use crate::*;
+
+fn tiny() -> (tempfile::TempDir, LoadedModel) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny_gguf(&path, &TinyConfig::default()).unwrap();
+    let model = LoadedModel::load("tiny", &path, &candle_core::Device::Cpu).unwrap();
+    (dir, model)
+}
+
+fn request<'a>(source: SourceText<'a>, cursor: usize) -> CompletionRequest<'a> {
+    CompletionRequest {
+        source,
+        cursor,
+        path: "src/m.py".into(),
+        neighbours: Vec::new(),
+        settings: CompletionSettings {
+            max_tokens: 8,
+            ..CompletionSettings::default()
+        },
+    }
+}
+
+#[test]
+fn fim_when_code_follows_the_cursor_and_continuation_otherwise() {
+    let (_dir, m) = tiny();
+    let special = m.tokenizer.special().clone();
+    let text = "def f(x):\n    return \n\nprint(f(2))\n";
+    let doc = ParsedDocument::new(text.to_string(), Language::Python);
+    let cursor = text.find("return ").unwrap() + 7;
+    let (tokens, mode, _, _) = build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), cursor)).unwrap();
+    assert_eq!(mode, PromptMode::FillInTheMiddle);
+    assert_eq!(tokens[0], special.fim_prefix.unwrap());
+    assert_eq!(*tokens.last().unwrap(), special.fim_middle.unwrap());
+    assert_eq!(tokens.iter().filter(|t| Some(**t) == special.fim_suffix).count(), 1);
+
+    let text = "def f(x):\n    return ";
+    let doc = ParsedDocument::new(text.to_string(), Language::Python);
+    let (tokens, mode, _, _) = build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), text.len())).unwrap();
+    assert_eq!(mode, PromptMode::Continuation);
+    assert_eq!(m.tokenizer.decode(&tokens), text);
+}
+
+#[test]
+fn special_token_text_in_the_document_stays_text() {
+    let (_dir, m) = tiny();
+    let text = "x = '<|fim_suffix|>'\ny = ";
+    let (tokens, _, _, _) = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain(text), text.len())).unwrap();
+    assert!(tokens.iter().all(|t| !m.tokenizer.is_special(*t)));
+}
+
+#[test]
+fn cursor_out_of_range_is_an_error() {
+    let (_dir, m) = tiny();
+    let err = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain("abc"), 4)).unwrap_err();
+    assert!(matches!(err, EngineError::CursorOutOfRange { cursor: 4, len: 3 }));
+    let err = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain("é"), 1)).unwrap_err();
+    assert!(matches!(err, EngineError::CursorOutOfRange { .. }));
+}
+
+#[test]
+fn neighbours_are_rendered_in_repository_format() {
+    let (_dir, m) = tiny();
+    let file_sep = m.tokenizer.special().file_sep.unwrap();
+    let text = "def total(items):\n    return sum(item.price for item in items)\n\ndef average(items):\n    ";
+    let doc = ParsedDocument::new(text.to_string(), Language::Python);
+    let mut req = request(SourceText::Parsed(&doc), text.len());
+    req.neighbours = vec![codegen_context::Neighbour {
+        path: "src/items.py".into(),
+        text: "class Item:\n    def __init__(self, price):\n        self.price = price\n\ndef total(items):\n    return sum(item.price for item in items)\n".into(),
+    }];
+    let (tokens, _, _, _) = build_prompt_tokens(&m.tokenizer, &req).unwrap();
+    assert_eq!(tokens[0], file_sep);
+    assert_eq!(tokens.iter().filter(|t| **t == file_sep).count(), 2);
+    let rendered = m.tokenizer.decode(&tokens);
+    assert!(rendered.contains("<|file_sep|>src/items.py\n"), "{rendered}");
+    assert!(rendered.contains("<|file_sep|>src/m.py\ndef total"), "{rendered}");
+}
+
+#[test]
+fn n_candidates_share_one_prefill_and_the_session_keeps_the_prompt() {
+    let (_dir, m) = tiny();
+    let text = "def f(x):\n    ";
+    let doc = ParsedDocument::new(text.to_string(), Language::Python);
+    let mut req = request(SourceText::Parsed(&doc), text.len());
+    req.settings.n = 3;
+    req.settings.temperature = 1.0;
+    let mut session = m.model.new_session().unwrap();
+    let first = complete(&m, &mut session, &req, None).unwrap();
+    assert_eq!(first.candidates.len(), 3);
+    assert_eq!(first.n_reused_tokens, 0);
+    assert!(first.candidates.iter().all(|c| c.n_tokens > 0 && c.mean_logprob <= 0.0));
+    // Same request again: everything but the last prompt token is reused.
+    let second = complete(&m, &mut session, &req, None).unwrap();
+    assert_eq!(second.n_reused_tokens, second.n_prompt_tokens - 1);
+    let same: Vec<_> = first.candidates.iter().map(|c| &c.raw).collect();
+    let again: Vec<_> = second.candidates.iter().map(|c| &c.raw).collect();
+    assert_eq!(same, again, "same seeds give the same samples");
+}
+
+#[test]
+fn registry_shares_loaded_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny_gguf(&path, &TinyConfig::default()).unwrap();
+    let registry = ModelRegistry::new();
+    let a = registry.get_or_load("tiny", &path, &candle_core::Device::Cpu).unwrap();
+    let b = registry.get_or_load("tiny", &path, &candle_core::Device::Cpu).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(registry.names(), vec!["tiny".to_string()]);
+    assert!(registry.remove("tiny").is_some());
+    assert!(registry.get("tiny").is_none());
+    let err = registry
+        .get_or_load("missing", &dir.path().join("nope.gguf"), &candle_core::Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("nope.gguf"), "{err}");
+}
