@@ -179,9 +179,11 @@ pub fn run(args: SpeedArgs) -> Result<()> {
     } else {
         args.model.iter().cloned().map(Some).collect()
     };
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let runs = args.runs.max(1);
     let mut results = Vec::new();
     for spec in specs {

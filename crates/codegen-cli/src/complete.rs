@@ -49,10 +49,9 @@ pub fn run(args: CompleteArgs) -> Result<()> {
     let text = read_source(&args.file)?;
     let cursor = cursor_offset(&text, args.at.as_deref())?;
     let language = match &args.language {
-        Some(id) => Some(
-            Language::from_lsp_id(id)
-                .with_context(|| format!("unknown language {id:?}"))?,
-        ),
+        Some(id) => {
+            Some(Language::from_lsp_id(id).with_context(|| format!("unknown language {id:?}"))?)
+        }
         None => Language::from_path(&args.file),
     };
     let device: DeviceKind = args.model.device.parse()?;

@@ -45,7 +45,12 @@ pub fn cursor_offset(text: &str, at: Option<&str>) -> Result<usize> {
     };
     let (line, col) = at
         .split_once(':')
-        .and_then(|(l, c)| Some((l.trim().parse::<usize>().ok()?, c.trim().parse::<usize>().ok()?)))
+        .and_then(|(l, c)| {
+            Some((
+                l.trim().parse::<usize>().ok()?,
+                c.trim().parse::<usize>().ok()?,
+            ))
+        })
         .with_context(|| format!("--at {at:?}: expected LINE:COL, both 1-based numbers"))?;
     if line == 0 || col == 0 {
         bail!("--at {at}: LINE and COL start at 1");
@@ -58,7 +63,10 @@ pub fn cursor_offset(text: &str, at: Option<&str>) -> Result<usize> {
     let line_text = line_text.strip_suffix('\r').unwrap_or(line_text);
     let n_chars = line_text.chars().count();
     if col > n_chars + 1 {
-        bail!("--at {at}: line {line} has only {n_chars} characters (COL may be at most {})", n_chars + 1);
+        bail!(
+            "--at {at}: line {line} has only {n_chars} characters (COL may be at most {})",
+            n_chars + 1
+        );
     }
     let line_start: usize = lines[..line - 1].iter().map(|l| l.len() + 1).sum();
     let col_bytes: usize = line_text.chars().take(col - 1).map(char::len_utf8).sum();

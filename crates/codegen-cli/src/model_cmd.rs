@@ -25,9 +25,16 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             println!("{:<32} {:>9}  {:<8} DESCRIPTION", "NAME", "SIZE", "CACHED");
             for m in store.manifests() {
                 let size = m.size().map(mib).unwrap_or_else(|| "?".into());
-                let cached = if store.cached(m).is_some() { "yes" } else { "no" };
+                let cached = if store.cached(m).is_some() {
+                    "yes"
+                } else {
+                    "no"
+                };
                 let default = if m.default { " (default)" } else { "" };
-                println!("{:<32} {:>9}  {:<8} {}{}", m.name, size, cached, m.description, default);
+                println!(
+                    "{:<32} {:>9}  {:<8} {}{}",
+                    m.name, size, cached, m.description, default
+                );
             }
             println!("cache: {}", store.root().display());
         }

@@ -31,15 +31,23 @@ fn fim_when_code_follows_the_cursor_and_continuation_otherwise() {
     let text = "def f(x):\n    return \n\nprint(f(2))\n";
     let doc = ParsedDocument::new(text.to_string(), Language::Python);
     let cursor = text.find("return ").unwrap() + 7;
-    let (tokens, mode, _, _) = build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), cursor)).unwrap();
+    let (tokens, mode, _, _) =
+        build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), cursor)).unwrap();
     assert_eq!(mode, PromptMode::FillInTheMiddle);
     assert_eq!(tokens[0], special.fim_prefix.unwrap());
     assert_eq!(*tokens.last().unwrap(), special.fim_middle.unwrap());
-    assert_eq!(tokens.iter().filter(|t| Some(**t) == special.fim_suffix).count(), 1);
+    assert_eq!(
+        tokens
+            .iter()
+            .filter(|t| Some(**t) == special.fim_suffix)
+            .count(),
+        1
+    );
 
     let text = "def f(x):\n    return ";
     let doc = ParsedDocument::new(text.to_string(), Language::Python);
-    let (tokens, mode, _, _) = build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), text.len())).unwrap();
+    let (tokens, mode, _, _) =
+        build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), text.len())).unwrap();
     assert_eq!(mode, PromptMode::Continuation);
     assert_eq!(m.tokenizer.decode(&tokens), text);
 }
@@ -48,7 +56,8 @@ fn fim_when_code_follows_the_cursor_and_continuation_otherwise() {
 fn special_token_text_in_the_document_stays_text() {
     let (_dir, m) = tiny();
     let text = "x = '<|fim_suffix|>'\ny = ";
-    let (tokens, _, _, _) = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain(text), text.len())).unwrap();
+    let (tokens, _, _, _) =
+        build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain(text), text.len())).unwrap();
     assert!(tokens.iter().all(|t| !m.tokenizer.is_special(*t)));
 }
 
@@ -56,7 +65,10 @@ fn special_token_text_in_the_document_stays_text() {
 fn cursor_out_of_range_is_an_error() {
     let (_dir, m) = tiny();
     let err = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain("abc"), 4)).unwrap_err();
-    assert!(matches!(err, EngineError::CursorOutOfRange { cursor: 4, len: 3 }));
+    assert!(matches!(
+        err,
+        EngineError::CursorOutOfRange { cursor: 4, len: 3 }
+    ));
     let err = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain("é"), 1)).unwrap_err();
     assert!(matches!(err, EngineError::CursorOutOfRange { .. }));
 }
@@ -76,8 +88,14 @@ fn neighbours_are_rendered_in_repository_format() {
     assert_eq!(tokens[0], file_sep);
     assert_eq!(tokens.iter().filter(|t| **t == file_sep).count(), 2);
     let rendered = m.tokenizer.decode(&tokens);
-    assert!(rendered.contains("<|file_sep|>src/items.py\n"), "{rendered}");
-    assert!(rendered.contains("<|file_sep|>src/m.py\ndef total"), "{rendered}");
+    assert!(
+        rendered.contains("<|file_sep|>src/items.py\n"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("<|file_sep|>src/m.py\ndef total"),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -92,7 +110,10 @@ fn n_candidates_share_one_prefill_and_the_session_keeps_the_prompt() {
     let first = complete(&m, &mut session, &req, None).unwrap();
     assert_eq!(first.candidates.len(), 3);
     assert_eq!(first.n_reused_tokens, 0);
-    assert!(first.candidates.iter().all(|c| c.n_tokens > 0 && c.mean_logprob <= 0.0));
+    assert!(first
+        .candidates
+        .iter()
+        .all(|c| c.n_tokens > 0 && c.mean_logprob <= 0.0));
     // Same request again: everything but the last prompt token is reused.
     let second = complete(&m, &mut session, &req, None).unwrap();
     assert_eq!(second.n_reused_tokens, second.n_prompt_tokens - 1);
@@ -107,15 +128,70 @@ fn registry_shares_loaded_models() {
     let path = dir.path().join("tiny.gguf");
     write_tiny_gguf(&path, &TinyConfig::default()).unwrap();
     let registry = ModelRegistry::new();
-    let a = registry.get_or_load("tiny", &path, &candle_core::Device::Cpu).unwrap();
-    let b = registry.get_or_load("tiny", &path, &candle_core::Device::Cpu).unwrap();
+    let a = registry
+        .get_or_load("tiny", &path, &candle_core::Device::Cpu)
+        .unwrap();
+    let b = registry
+        .get_or_load("tiny", &path, &candle_core::Device::Cpu)
+        .unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
     assert_eq!(registry.names(), vec!["tiny".to_string()]);
     assert!(registry.remove("tiny").is_some());
     assert!(registry.get("tiny").is_none());
     let err = registry
-        .get_or_load("missing", &dir.path().join("nope.gguf"), &candle_core::Device::Cpu)
+        .get_or_load(
+            "missing",
+            &dir.path().join("nope.gguf"),
+            &candle_core::Device::Cpu,
+        )
         .err()
         .unwrap();
     assert!(err.to_string().contains("nope.gguf"), "{err}");
+}
+
+#[test]
+fn templates_turn_marker_text_into_special_tokens() {
+    let (_dir, m) = tiny();
+    let ids = encode_template(&m.tokenizer, "<|im_start|>user\nhi<|im_end|>\n").unwrap();
+    let special = m.tokenizer.special();
+    assert_eq!(ids[0], special.im_start.unwrap());
+    assert!(ids.contains(&special.im_end.unwrap()));
+    assert_eq!(m.tokenizer.decode(&ids), "<|im_start|>user\nhi<|im_end|>\n");
+    // Plain encoding keeps the same text as text.
+    let plain = m.tokenizer.encode("<|im_start|>user").unwrap();
+    assert!(!plain.contains(&special.im_start.unwrap()));
+}
+
+#[test]
+fn samples_from_one_prefill_match_separate_runs() {
+    let (_dir, m) = tiny();
+    let prompt = m.tokenizer.encode("def f(x):\n    return").unwrap();
+    let configs: Vec<codegen_model::GenerateConfig> = (0..3)
+        .map(|seed| codegen_model::GenerateConfig {
+            max_tokens: 6,
+            sampling: codegen_model::SamplingConfig {
+                temperature: 1.0,
+                top_k: None,
+                top_p: 0.9,
+                seed,
+            },
+            ..Default::default()
+        })
+        .collect();
+    let mut session = m.model.new_session().unwrap();
+    let together = generate_samples(&m, &mut session, &prompt, &configs, None).unwrap();
+    for (config, sample) in configs.iter().zip(&together) {
+        let mut fresh = m.model.new_session().unwrap();
+        let alone = codegen_model::generate(
+            &m.model,
+            &m.tokenizer,
+            &mut fresh,
+            &prompt,
+            config,
+            None,
+            &mut |_| true,
+        )
+        .unwrap();
+        assert_eq!(alone.tokens, sample.tokens);
+    }
 }
