@@ -5,11 +5,15 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Tensor};
+use codegen_kernels::{dequantize_row, QMatrix, QType};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::linear::Projection;
 use crate::session::Session;
 use crate::tokenizer::Tokenizer;
 
@@ -17,41 +21,57 @@ use crate::tokenizer::Tokenizer;
 /// scores of a long prompt never need one huge allocation.
 pub const PREFILL_CHUNK: usize = 256;
 
-struct Linear {
-    weight: QMatMul,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
-    }
-}
-
 struct Layer {
     attn_norm: Tensor,
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    /// Q, K and V in one call.
+    qkv: Projection,
+    o: Projection,
     ffn_norm: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    /// Gate and up in one call.
+    gate_up: Projection,
+    down: Projection,
+}
+
+/// Token embeddings, kept quantized; rows are dequantized on lookup.
+enum Embedding {
+    Candle(QTensor),
+    Kernel(QMatrix),
+}
+
+/// Which matrix code runs the linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Our SIMD kernels (`codegen-kernels`); CPU only.
+    Kernels,
+    /// candle's `QMatMul` (any device).
+    Candle,
+    /// Weights dequantized to f32 and plain f32 matmuls: the numerical
+    /// reference for tests (slow, large).
+    F32Reference,
+}
+
+/// How to load a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `None`: kernels on CPU (unless `CODEGEN_KERNELS=candle`), candle elsewhere.
+    pub backend: Option<Backend>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { backend: None }
+    }
 }
 
 /// A loaded Qwen2 model: immutable, share it behind an `Arc`.
 pub struct Model {
     config: ModelConfig,
     device: Device,
-    embed: QTensor,
+    embed: Embedding,
     layers: Vec<Layer>,
     norm: Tensor,
-    output: Linear,
+    output: Projection,
+    backend: Backend,
     cos: Tensor,
     sin: Tensor,
     file_size: u64,
@@ -61,16 +81,38 @@ struct Loader<'a> {
     ct: &'a gguf_file::Content,
     reader: BufReader<File>,
     device: &'a Device,
+    /// The whole file, mapped, for the kernel backend.
+    mmap: Option<Arc<memmap2::Mmap>>,
+    /// Dequantize every matrix to f32.
+    reference: bool,
+}
+
+fn kernel_qtype(dtype: GgmlDType) -> Option<QType> {
+    Some(match dtype {
+        GgmlDType::F32 => QType::F32,
+        GgmlDType::F16 => QType::F16,
+        GgmlDType::Q4_0 => QType::Q4_0,
+        GgmlDType::Q5_0 => QType::Q5_0,
+        GgmlDType::Q8_0 => QType::Q8_0,
+        GgmlDType::Q4K => QType::Q4_K,
+        GgmlDType::Q5K => QType::Q5_K,
+        GgmlDType::Q6K => QType::Q6_K,
+        _ => return None,
+    })
 }
 
 impl Loader<'_> {
+    fn bad(name: &str, reason: impl ToString) -> ModelError {
+        ModelError::BadTensor {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
     fn qtensor(&mut self, name: &str) -> Result<QTensor> {
         self.ct
             .tensor(&mut self.reader, name, self.device)
-            .map_err(|e| ModelError::BadTensor {
-                name: name.to_string(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| Self::bad(name, e))
     }
 
     fn has(&self, name: &str) -> bool {
@@ -82,28 +124,86 @@ impl Loader<'_> {
         Ok(self.qtensor(name)?.dequantize(&device)?)
     }
 
-    fn linear(&mut self, prefix: &str, rows: usize, cols: usize) -> Result<Linear> {
-        let name = format!("{prefix}.weight");
-        let weight = self.qtensor(&name)?;
-        if weight.shape().dims() != [rows, cols] {
-            return Err(ModelError::BadTensor {
+    fn check_shape(name: &str, dims: &[usize], rows: usize, cols: usize) -> Result<()> {
+        if dims != [rows, cols] {
+            return Err(Self::bad(
                 name,
-                reason: format!(
-                    "shape {:?}, expected [{rows}, {cols}]",
-                    weight.shape().dims()
-                ),
-            });
+                format!("shape {dims:?}, expected [{rows}, {cols}]"),
+            ));
         }
-        let bias_name = format!("{prefix}.bias");
-        let bias = if self.has(&bias_name) {
-            Some(self.vector(&bias_name)?)
-        } else {
-            None
+        Ok(())
+    }
+
+    /// The weight as a kernel matrix viewing the mapped file, when the
+    /// kernel backend is on and supports its format.
+    fn kernel_matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Option<QMatrix>> {
+        let Some(mmap) = &self.mmap else {
+            return Ok(None);
         };
-        Ok(Linear {
-            weight: QMatMul::from_qtensor(weight)?,
-            bias,
-        })
+        let info = self
+            .ct
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| Self::bad(name, "missing"))?;
+        Self::check_shape(name, info.shape.dims(), rows, cols)?;
+        let Some(qtype) = kernel_qtype(info.ggml_dtype) else {
+            return Ok(None);
+        };
+        let len = qtype
+            .matrix_bytes(rows, cols)
+            .map_err(|e| Self::bad(name, e))?;
+        let start = self.ct.tensor_data_offset + info.offset;
+        let start = usize::try_from(start).map_err(|e| Self::bad(name, e))?;
+        if start.saturating_add(len) > mmap.len() {
+            return Err(Self::bad(
+                name,
+                format!(
+                    "tensor needs {len} bytes at offset {start}, only {} remaining in file",
+                    mmap.len().saturating_sub(start)
+                ),
+            ));
+        }
+        let data: Arc<dyn AsRef<[u8]> + Send + Sync> = mmap.clone();
+        QMatrix::from_shared(qtype, rows, cols, data, start, len)
+            .map(Some)
+            .map_err(|e| Self::bad(name, e))
+    }
+
+    fn bias(&mut self, prefix: &str) -> Result<Option<Tensor>> {
+        let bias_name = format!("{prefix}.bias");
+        if self.has(&bias_name) {
+            Ok(Some(self.vector(&bias_name)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Linear maps of the same input, e.g. `["blk.0.attn_q", ...]` with
+    /// their output sizes.
+    fn projection(&mut self, parts: &[(String, usize)], cols: usize) -> Result<Projection> {
+        let mut kernel_parts = Vec::new();
+        for (prefix, rows) in parts {
+            match self.kernel_matrix(&format!("{prefix}.weight"), *rows, cols)? {
+                Some(m) => kernel_parts.push((m, self.bias(prefix)?)),
+                None => break,
+            }
+        }
+        if kernel_parts.len() == parts.len() {
+            return Ok(Projection::kernel(kernel_parts));
+        }
+        let mut candle_parts = Vec::new();
+        for (prefix, rows) in parts {
+            let name = format!("{prefix}.weight");
+            let weight = self.qtensor(&name)?;
+            Self::check_shape(&name, weight.shape().dims(), *rows, cols)?;
+            let matmul = if self.reference {
+                QMatMul::Tensor(weight.dequantize(self.device)?)
+            } else {
+                QMatMul::from_qtensor(weight)?
+            };
+            candle_parts.push((matmul, self.bias(prefix)?));
+        }
+        Ok(Projection::candle(candle_parts))
     }
 }
 
@@ -152,6 +252,15 @@ fn causal_mask(n_new: usize, n_past: usize, device: &Device) -> Result<Tensor> {
 
 /// Reads the model and its tokenizer from a GGUF file.
 pub fn load(path: &Path, device: &Device) -> Result<(Model, Tokenizer)> {
+    load_with(path, device, &LoadOptions::default())
+}
+
+/// [`load`] with options (e.g. the matrix backend).
+pub fn load_with(
+    path: &Path,
+    device: &Device,
+    options: &LoadOptions,
+) -> Result<(Model, Tokenizer)> {
     let io_err = |source| ModelError::Io {
         path: path.to_path_buf(),
         source,
@@ -171,56 +280,116 @@ pub fn load(path: &Path, device: &Device) -> Result<(Model, Tokenizer)> {
     })?;
     let config = ModelConfig::from_gguf(&ct)?;
     let tokenizer = Tokenizer::from_gguf(&ct)?;
-    let model = Model::from_content(&ct, reader, device, config, meta.len())?;
+    let backend = match options.backend {
+        Some(Backend::Kernels) if device.is_cpu() => Backend::Kernels,
+        Some(Backend::F32Reference) => Backend::F32Reference,
+        Some(_) => Backend::Candle,
+        None if device.is_cpu() && std::env::var("CODEGEN_KERNELS").as_deref() != Ok("candle") => {
+            Backend::Kernels
+        }
+        None => Backend::Candle,
+    };
+    let mmap = if backend == Backend::Kernels {
+        let file = File::open(path).map_err(io_err)?;
+        // SAFETY: the mapping is read-only; a model file modified while in
+        // use can give wrong numbers but not unsafety in our reads, which
+        // are bounds-checked against the mapping's length.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+        Some(Arc::new(mmap))
+    } else {
+        None
+    };
+    let loader = Loader {
+        ct: &ct,
+        reader,
+        device,
+        mmap,
+        reference: backend == Backend::F32Reference,
+    };
+    let model = Model::from_loader(loader, config, meta.len(), backend)?;
     Ok((model, tokenizer))
 }
 
 impl Model {
-    fn from_content(
-        ct: &gguf_file::Content,
-        reader: BufReader<File>,
-        device: &Device,
+    fn from_loader(
+        mut ld: Loader<'_>,
         config: ModelConfig,
         file_size: u64,
+        backend: Backend,
     ) -> Result<Self> {
-        let mut ld = Loader { ct, reader, device };
+        let device = ld.device.clone();
         let h = config.hidden_size;
         let kv = config.n_kv_heads * config.head_dim;
-        let embed = ld.qtensor("token_embd.weight")?;
+        let embed = match ld.kernel_matrix("token_embd.weight", config.vocab_size, h)? {
+            Some(m) => Embedding::Kernel(m),
+            None => Embedding::Candle(ld.qtensor("token_embd.weight")?),
+        };
         let mut layers = Vec::with_capacity(config.n_layers);
         for idx in 0..config.n_layers {
             let p = format!("blk.{idx}");
+            let ffn = config.ffn_size;
             layers.push(Layer {
                 attn_norm: ld.vector(&format!("{p}.attn_norm.weight"))?,
-                q: ld.linear(&format!("{p}.attn_q"), h, h)?,
-                k: ld.linear(&format!("{p}.attn_k"), kv, h)?,
-                v: ld.linear(&format!("{p}.attn_v"), kv, h)?,
-                o: ld.linear(&format!("{p}.attn_output"), h, h)?,
+                qkv: ld.projection(
+                    &[
+                        (format!("{p}.attn_q"), h),
+                        (format!("{p}.attn_k"), kv),
+                        (format!("{p}.attn_v"), kv),
+                    ],
+                    h,
+                )?,
+                o: ld.projection(&[(format!("{p}.attn_output"), h)], h)?,
                 ffn_norm: ld.vector(&format!("{p}.ffn_norm.weight"))?,
-                gate: ld.linear(&format!("{p}.ffn_gate"), config.ffn_size, h)?,
-                up: ld.linear(&format!("{p}.ffn_up"), config.ffn_size, h)?,
-                down: ld.linear(&format!("{p}.ffn_down"), h, config.ffn_size)?,
+                gate_up: ld.projection(
+                    &[(format!("{p}.ffn_gate"), ffn), (format!("{p}.ffn_up"), ffn)],
+                    h,
+                )?,
+                down: ld.projection(&[(format!("{p}.ffn_down"), h)], ffn)?,
             });
         }
         let norm = ld.vector("output_norm.weight")?;
         let output = if ld.has("output.weight") {
-            ld.linear("output", config.vocab_size, h)?
+            ld.projection(&[("output".to_string(), config.vocab_size)], h)?
         } else {
             // Tied embeddings.
-            ld.linear("token_embd", config.vocab_size, h)?
+            ld.projection(&[("token_embd".to_string(), config.vocab_size)], h)?
         };
-        let (cos, sin) = rope_tables(&config, device)?;
+        let (cos, sin) = rope_tables(&config, &device)?;
         Ok(Self {
             config,
-            device: device.clone(),
+            device,
             embed,
             layers,
             norm,
             output,
+            backend,
             cos,
             sin,
             file_size,
         })
+    }
+
+    /// The matrix code in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn embed(&self, tokens: &[u32]) -> Result<Tensor> {
+        match &self.embed {
+            Embedding::Candle(q) => {
+                let ids = Tensor::new(tokens, &self.device)?;
+                Ok(q.embedding(&ids)?)
+            }
+            Embedding::Kernel(m) => {
+                let h = m.cols();
+                let mut data = vec![0f32; tokens.len() * h];
+                for (token, row) in tokens.iter().zip(data.chunks_mut(h)) {
+                    dequantize_row(m, *token as usize, row)
+                        .map_err(|_| ModelError::BadToken(*token))?;
+                }
+                Ok(Tensor::from_vec(data, (tokens.len(), h), &self.device)?)
+            }
+        }
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -261,7 +430,7 @@ impl Model {
         let n = tokens.len();
         let last = hidden.narrow(0, n - 1, 1)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, self.config.rms_norm_eps as f32)?;
-        let logits = self.output.forward(&last)?;
+        let logits = self.output.forward_one(&last)?;
         Ok(logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
     }
 
@@ -284,8 +453,7 @@ impl Model {
         }
         session.reserve(total, &self.device)?;
 
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.embed.embedding(&ids)?;
+        let mut x = self.embed(tokens)?;
         let mask = if n_new > 1 {
             Some(causal_mask(n_new, n_past, &self.device)?)
         } else {
@@ -300,9 +468,13 @@ impl Model {
 
         for (layer_idx, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let q = layer.q.forward(&h)?;
-            let k = layer.k.forward(&h)?;
-            let v = layer.v.forward(&h)?;
+            let mut qkv = layer.qkv.forward(&h)?.into_iter();
+            let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+                return Err(ModelError::BadTensor {
+                    name: format!("blk.{layer_idx}.attn_qkv"),
+                    reason: "expected three projections".into(),
+                });
+            };
             // (n_new, heads * hd) -> (1, heads, n_new, hd)
             let to_heads = |t: Tensor, heads: usize| -> Result<Tensor> {
                 Ok(t.reshape((n_new, heads, hd))?
@@ -333,12 +505,18 @@ impl Model {
                 .reshape((n_heads, n_new, hd))?
                 .transpose(0, 1)?
                 .reshape((n_new, n_heads * hd))?;
-            x = (x + layer.o.forward(&y)?)?;
+            x = (x + layer.o.forward_one(&y)?)?;
 
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-            let gate = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-            let up = layer.up.forward(&h)?;
-            x = (x + layer.down.forward(&(gate * up)?)?)?;
+            let mut gate_up = layer.gate_up.forward(&h)?.into_iter();
+            let (Some(gate), Some(up)) = (gate_up.next(), gate_up.next()) else {
+                return Err(ModelError::BadTensor {
+                    name: format!("blk.{layer_idx}.ffn_gate_up"),
+                    reason: "expected two projections".into(),
+                });
+            };
+            let gate = candle_nn::ops::silu(&gate)?;
+            x = (x + layer.down.forward_one(&(gate * up)?)?)?;
         }
         session.commit(tokens);
         Ok(x)

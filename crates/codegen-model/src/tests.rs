@@ -450,3 +450,72 @@ fn devices_not_compiled_in_are_clear_errors() {
     assert!("tpu".parse::<DeviceKind>().is_err());
     assert_eq!("cuda:1".parse::<DeviceKind>().unwrap(), DeviceKind::Cuda(1));
 }
+
+/// Our kernels and candle's `QMatMul` give the same logits for the whole
+/// model (both quantize activations to 8 bits; only summation order differs).
+#[test]
+fn kernel_backend_matches_candle_backend() {
+    use candle_core::quantized::GgmlDType;
+    // (format, hidden, ffn, whether candle can run it: its Q5_0 CPU dot
+    // product panics on an odd number of blocks, e.g. 96 columns)
+    for (dtype, hidden, ffn, with_candle) in [
+        (GgmlDType::Q8_0, 64, 128, true),
+        (GgmlDType::Q4_0, 64, 128, true),
+        (GgmlDType::Q5_0, 128, 192, true),
+        (GgmlDType::Q5_0, 96, 160, false),
+        (GgmlDType::Q4K, 256, 512, true),
+        (GgmlDType::Q6K, 256, 512, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        let cfg = TinyConfig {
+            dtype,
+            hidden_size: hidden,
+            ffn_size: ffn,
+            ..TinyConfig::default()
+        };
+        write_tiny_gguf(&path, &cfg).unwrap();
+        let logits = |backend| {
+            let options = LoadOptions {
+                backend: Some(backend),
+            };
+            let (model, _) = load_with(&path, &Device::Cpu, &options).unwrap();
+            assert_eq!(model.backend(), backend);
+            let mut s = model.new_session().unwrap();
+            let mut out = model.prefill(&mut s, &tokens(12, 3)).unwrap();
+            out.extend(model.forward(&mut s, &[42]).unwrap());
+            out
+        };
+        let ours = logits(Backend::Kernels);
+        let candle = if with_candle {
+            logits(Backend::Candle)
+        } else {
+            Vec::new()
+        };
+        let reference = logits(Backend::F32Reference);
+        let scale = reference.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let max_diff = |a: &[f32]| {
+            a.iter()
+                .zip(&reference)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        };
+        let ours_err = max_diff(&ours);
+        let candle_err = if with_candle {
+            max_diff(&candle)
+        } else {
+            ours_err
+        };
+        // The error comes from quantizing activations to 8 bits, as
+        // llama.cpp and candle do: within 5% of the largest logit, and no
+        // worse than candle's own quantized path (plus 1% slack).
+        assert!(
+            ours_err <= 0.05 * scale,
+            "{dtype:?}: error {ours_err} (scale {scale})"
+        );
+        assert!(
+            ours_err <= candle_err + 0.01 * scale,
+            "{dtype:?}: ours {ours_err} vs candle {candle_err} (scale {scale})"
+        );
+        assert!(scale > 1e-2, "{dtype:?}: degenerate logits");
+    }
+}
