@@ -267,3 +267,120 @@ pub fn generate(
         decode_secs: decode_start.elapsed().as_secs_f64(),
     })
 }
+
+struct Lane<'a> {
+    session: Session,
+    sampler: Sampler,
+    tracker: TextTracker<'a>,
+    tokens: Vec<u32>,
+    logprobs: Vec<f32>,
+    finish: Option<FinishReason>,
+    config: &'a GenerateConfig,
+}
+
+/// Samples one continuation of `prompt` per config, prefilling the prompt
+/// once (reusing `session`'s cached prefix) and decoding all samples
+/// together: each step is one forward pass for every live sample, so the
+/// weights are read once per step rather than once per sample. `session`
+/// keeps the prompt; the samples decode in forks of it.
+pub fn generate_batch(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    session: &mut Session,
+    prompt: &[u32],
+    configs: &[GenerateConfig],
+    cancel: Option<&AtomicBool>,
+) -> Result<Vec<Generation>> {
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let start = Instant::now();
+    let (logits, n_reused) = prefill_reusing(model, session, prompt)?;
+    let prefill_secs = start.elapsed().as_secs_f64();
+    let decode_start = Instant::now();
+    let context_length = model.config().context_length;
+
+    let mut lanes = Vec::with_capacity(configs.len());
+    for config in configs {
+        lanes.push(Lane {
+            session: session.fork()?,
+            sampler: Sampler::new(config.sampling.clone()),
+            tracker: TextTracker::new(&config.stop_strings),
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            finish: None,
+            config,
+        });
+    }
+    // Next-token logits of each lane (all share the prompt's at first).
+    let mut pending: Vec<Option<Vec<f32>>> = vec![Some(logits); lanes.len()];
+    loop {
+        let mut step_lanes = Vec::new();
+        let mut step_tokens = Vec::new();
+        for (idx, lane) in lanes.iter_mut().enumerate() {
+            let Some(logits) = pending[idx].take() else {
+                continue;
+            };
+            if lane.finish.is_some() {
+                continue;
+            }
+            if cancelled() {
+                lane.finish = Some(FinishReason::Cancelled);
+                continue;
+            }
+            if lane.tokens.len() >= lane.config.max_tokens {
+                lane.finish = Some(FinishReason::MaxTokens);
+                continue;
+            }
+            let (token, logprob) = lane.sampler.sample(&logits);
+            if lane.config.stop_tokens.contains(&token) {
+                lane.finish = Some(FinishReason::StopToken);
+                continue;
+            }
+            lane.tokens.push(token);
+            lane.logprobs.push(logprob);
+            let (_, stop) = lane.tracker.push(tokenizer.token_bytes(token));
+            if stop {
+                lane.finish = Some(FinishReason::StopString);
+            } else if lane.tokens.len() >= lane.config.max_tokens {
+                lane.finish = Some(FinishReason::MaxTokens);
+            } else if lane.session.len() + 1 > context_length {
+                lane.finish = Some(FinishReason::ContextFull);
+            } else {
+                step_lanes.push(idx);
+                step_tokens.push(token);
+            }
+        }
+        if step_lanes.is_empty() {
+            break;
+        }
+        let mut sessions: Vec<&mut Session> = lanes
+            .iter_mut()
+            .enumerate()
+            .filter(|(idx, _)| step_lanes.contains(idx))
+            .map(|(_, lane)| &mut lane.session)
+            .collect();
+        let rows = model.forward_batch(&mut sessions, &step_tokens)?;
+        for (idx, row) in step_lanes.into_iter().zip(rows) {
+            pending[idx] = Some(row);
+        }
+    }
+    let decode_secs = decode_start.elapsed().as_secs_f64();
+    Ok(lanes
+        .into_iter()
+        .map(|mut lane| {
+            let finish = lane.finish.unwrap_or(FinishReason::MaxTokens);
+            if finish != FinishReason::StopString {
+                lane.tracker.flush();
+            }
+            Generation {
+                text: lane.tracker.text(),
+                tokens: lane.tokens,
+                logprobs: lane.logprobs,
+                finish,
+                n_prompt_tokens: prompt.len(),
+                n_reused_tokens: n_reused,
+                prefill_secs,
+                decode_secs,
+            }
+        })
+        .collect())
+}

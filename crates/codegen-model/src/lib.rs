@@ -21,7 +21,9 @@ mod tokenizer;
 pub use config::ModelConfig;
 pub use device::DeviceKind;
 pub use error::{ModelError, Result};
-pub use generate::{generate, prefill_reusing, FinishReason, GenerateConfig, Generation};
+pub use generate::{
+    generate, generate_batch, prefill_reusing, FinishReason, GenerateConfig, Generation,
+};
 pub use model::{load, load_with, Backend, LoadOptions, Model, PREFILL_CHUNK};
 pub use sampler::{log_prob, Sampler, SamplingConfig};
 pub use session::Session;

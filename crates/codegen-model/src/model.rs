@@ -426,41 +426,88 @@ impl Model {
     /// One forward step of any number of tokens at the session's position;
     /// returns the logits of the last one.
     pub fn forward(&self, session: &mut Session, tokens: &[u32]) -> Result<Vec<f32>> {
-        let hidden = self.forward_hidden(session, tokens)?;
         let n = tokens.len();
+        let hidden = self.forward_segments(&mut [(session, tokens)])?;
         let last = hidden.narrow(0, n - 1, 1)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.norm, self.config.rms_norm_eps as f32)?;
-        let logits = self.output.forward_one(&last)?;
-        Ok(logits.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+        let mut logits = self.logits(&last)?;
+        Ok(logits.swap_remove(0))
     }
 
-    fn forward_hidden(&self, session: &mut Session, tokens: &[u32]) -> Result<Tensor> {
-        let cfg = &self.config;
-        let n_new = tokens.len();
-        if n_new == 0 {
+    /// One decode step for several sessions at once: `tokens[i]` goes after
+    /// what `sessions[i]` holds. The weights are read once for all of them.
+    /// Returns one row of logits per session.
+    pub fn forward_batch(
+        &self,
+        sessions: &mut [&mut Session],
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        if sessions.len() != tokens.len() || tokens.is_empty() {
             return Err(ModelError::EmptyPrompt);
         }
-        if let Some(bad) = tokens.iter().find(|t| **t as usize >= cfg.vocab_size) {
-            return Err(ModelError::BadToken(*bad));
-        }
-        let n_past = session.len();
-        let total = n_past + n_new;
-        if total > cfg.context_length {
-            return Err(ModelError::ContextOverflow {
-                needed: total,
-                limit: cfg.context_length,
-            });
-        }
-        session.reserve(total, &self.device)?;
+        let mut segments: Vec<(&mut Session, &[u32])> = sessions
+            .iter_mut()
+            .zip(tokens.chunks(1))
+            .map(|(s, t)| (&mut **s, t))
+            .collect();
+        let hidden = self.forward_segments(&mut segments)?;
+        self.logits(&hidden)
+    }
 
-        let mut x = self.embed(tokens)?;
-        let mask = if n_new > 1 {
-            Some(causal_mask(n_new, n_past, &self.device)?)
-        } else {
-            None
-        };
-        let cos = self.cos.narrow(0, n_past, n_new)?;
-        let sin = self.sin.narrow(0, n_past, n_new)?;
+    fn logits(&self, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
+        let normed = candle_nn::ops::rms_norm(hidden, &self.norm, self.config.rms_norm_eps as f32)?;
+        let logits = self.output.forward_one(&normed)?;
+        Ok(logits.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+    }
+
+    /// The transformer over several independent segments (a session and the
+    /// tokens that follow it): linear layers run on all tokens together,
+    /// attention per segment against its own cache. Returns the final hidden
+    /// states of all tokens, in order.
+    fn forward_segments(&self, segments: &mut [(&mut Session, &[u32])]) -> Result<Tensor> {
+        struct Segment {
+            offset: usize,
+            n_new: usize,
+            n_past: usize,
+            mask: Option<Tensor>,
+            cos: Tensor,
+            sin: Tensor,
+        }
+        let cfg = &self.config;
+        let mut all_tokens = Vec::new();
+        let mut plan = Vec::with_capacity(segments.len());
+        for (session, tokens) in segments.iter_mut() {
+            let n_new = tokens.len();
+            if n_new == 0 {
+                return Err(ModelError::EmptyPrompt);
+            }
+            if let Some(bad) = tokens.iter().find(|t| **t as usize >= cfg.vocab_size) {
+                return Err(ModelError::BadToken(*bad));
+            }
+            let n_past = session.len();
+            let total = n_past + n_new;
+            if total > cfg.context_length {
+                return Err(ModelError::ContextOverflow {
+                    needed: total,
+                    limit: cfg.context_length,
+                });
+            }
+            session.reserve(total, &self.device)?;
+            plan.push(Segment {
+                offset: all_tokens.len(),
+                n_new,
+                n_past,
+                mask: if n_new > 1 {
+                    Some(causal_mask(n_new, n_past, &self.device)?)
+                } else {
+                    None
+                },
+                cos: self.cos.narrow(0, n_past, n_new)?,
+                sin: self.sin.narrow(0, n_past, n_new)?,
+            });
+            all_tokens.extend_from_slice(tokens);
+        }
+
+        let mut x = self.embed(&all_tokens)?;
         let (n_heads, n_kv, hd) = (cfg.n_heads, cfg.n_kv_heads, cfg.head_dim);
         let group = n_heads / n_kv;
         let scale = 1.0 / (hd as f64).sqrt();
@@ -469,42 +516,58 @@ impl Model {
         for (layer_idx, layer) in self.layers.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
             let mut qkv = layer.qkv.forward(&h)?.into_iter();
-            let (Some(q), Some(k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+            let (Some(q_all), Some(k_all_new), Some(v_all_new)) =
+                (qkv.next(), qkv.next(), qkv.next())
+            else {
                 return Err(ModelError::BadTensor {
                     name: format!("blk.{layer_idx}.attn_qkv"),
                     reason: "expected three projections".into(),
                 });
             };
-            // (n_new, heads * hd) -> (1, heads, n_new, hd)
-            let to_heads = |t: Tensor, heads: usize| -> Result<Tensor> {
-                Ok(t.reshape((n_new, heads, hd))?
-                    .transpose(0, 1)?
-                    .contiguous()?
-                    .unsqueeze(0)?)
-            };
-            let q = candle_nn::rotary_emb::rope(&to_heads(q, n_heads)?, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope(&to_heads(k, n_kv)?, &cos, &sin)?;
-            let v = to_heads(v, n_kv)?;
-            let (k_all, v_all) =
-                session.append(layer_idx, &k.squeeze(0)?, &v.squeeze(0)?, n_past)?;
+            let mut ys = Vec::with_capacity(plan.len());
+            for (seg, (session, _)) in plan.iter().zip(segments.iter_mut()) {
+                let n_new = seg.n_new;
+                let total = seg.n_past + n_new;
+                // (n_new, heads * hd) -> (1, heads, n_new, hd)
+                let to_heads = |t: &Tensor, heads: usize| -> Result<Tensor> {
+                    Ok(t.narrow(0, seg.offset, n_new)?
+                        .reshape((n_new, heads, hd))?
+                        .transpose(0, 1)?
+                        .contiguous()?
+                        .unsqueeze(0)?)
+                };
+                let q =
+                    candle_nn::rotary_emb::rope(&to_heads(&q_all, n_heads)?, &seg.cos, &seg.sin)?;
+                let k =
+                    candle_nn::rotary_emb::rope(&to_heads(&k_all_new, n_kv)?, &seg.cos, &seg.sin)?;
+                let v = to_heads(&v_all_new, n_kv)?;
+                let (k_cache, v_cache) =
+                    session.append(layer_idx, &k.squeeze(0)?, &v.squeeze(0)?, seg.n_past)?;
 
-            // Grouped-query attention without copying K/V per head: the
-            // `group` query heads that share a KV head are stacked as rows.
-            let q = q.reshape((n_kv, group * n_new, hd))?;
-            let att = (q.matmul(&k_all.t()?)? * scale)?;
-            let att = match &mask {
-                Some(mask) => att
-                    .reshape((n_kv, group, n_new, total))?
-                    .broadcast_add(mask)?
-                    .reshape((n_kv, group * n_new, total))?,
-                None => att,
+                // Grouped-query attention without copying K/V per head: the
+                // `group` query heads that share a KV head are stacked as rows.
+                let q = q.reshape((n_kv, group * n_new, hd))?;
+                let att = (q.matmul(&k_cache.t()?)? * scale)?;
+                let att = match &seg.mask {
+                    Some(mask) => att
+                        .reshape((n_kv, group, n_new, total))?
+                        .broadcast_add(mask)?
+                        .reshape((n_kv, group * n_new, total))?,
+                    None => att,
+                };
+                let att = candle_nn::ops::softmax_last_dim(&att)?;
+                let y = att.matmul(&v_cache)?; // (n_kv, group * n_new, hd)
+                ys.push(
+                    y.reshape((n_heads, n_new, hd))?
+                        .transpose(0, 1)?
+                        .reshape((n_new, n_heads * hd))?,
+                );
+            }
+            let y = if ys.len() == 1 {
+                ys.swap_remove(0)
+            } else {
+                Tensor::cat(&ys, 0)?
             };
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v_all)?; // (n_kv, group * n_new, hd)
-            let y = y
-                .reshape((n_heads, n_new, hd))?
-                .transpose(0, 1)?
-                .reshape((n_new, n_heads * hd))?;
             x = (x + layer.o.forward_one(&y)?)?;
 
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
@@ -518,7 +581,9 @@ impl Model {
             let gate = candle_nn::ops::silu(&gate)?;
             x = (x + layer.down.forward_one(&(gate * up)?)?)?;
         }
-        session.commit(tokens);
+        for (session, tokens) in segments.iter_mut() {
+            session.commit(tokens);
+        }
         Ok(x)
     }
 }

@@ -519,3 +519,59 @@ fn kernel_backend_matches_candle_backend() {
         assert!(scale > 1e-2, "{dtype:?}: degenerate logits");
     }
 }
+
+#[test]
+fn batched_decode_equals_separate_generations() {
+    let t = tiny();
+    let prompt = tokens(9, 2);
+    let configs: Vec<GenerateConfig> = (0..4)
+        .map(|seed| GenerateConfig {
+            max_tokens: 5 + seed as usize * 3,
+            stop_strings: if seed == 2 {
+                vec!["e".into()]
+            } else {
+                Vec::new()
+            },
+            ..sampled(seed)
+        })
+        .collect();
+    let mut session = t.model.new_session().unwrap();
+    let batch = generate_batch(
+        &t.model,
+        &t.tokenizer,
+        &mut session,
+        &prompt,
+        &configs,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        session.tokens(),
+        prompt.as_slice(),
+        "the base session keeps the prompt"
+    );
+    for (config, got) in configs.iter().zip(&batch) {
+        let alone = run(&t, &prompt, config);
+        assert_eq!(got.tokens, alone.tokens);
+        assert_eq!(got.text, alone.text);
+        assert_eq!(got.finish, alone.finish);
+        for (a, b) in got.logprobs.iter().zip(&alone.logprobs) {
+            assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+        }
+    }
+    // Sessions at different lengths in one batch step.
+    let mut a = t.model.new_session().unwrap();
+    let mut b = t.model.new_session().unwrap();
+    t.model.prefill(&mut a, &tokens(3, 1)).unwrap();
+    t.model.prefill(&mut b, &tokens(11, 5)).unwrap();
+    let rows = t
+        .model
+        .forward_batch(&mut [&mut a, &mut b], &[7, 8])
+        .unwrap();
+    let mut ea: Vec<u32> = tokens(3, 1);
+    ea.push(7);
+    let mut eb: Vec<u32> = tokens(11, 5);
+    eb.push(8);
+    assert_close(&fresh_logits(&t, &ea), &rows[0], 1e-3);
+    assert_close(&fresh_logits(&t, &eb), &rows[1], 1e-3);
+}
