@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 
 use codegen_model::{
-    generate, prefill_reusing, GenerateConfig, Generation, PromptPiece, Session, Tokenizer,
+    generate_batch, GenerateConfig, Generation, PromptPiece, Session, Tokenizer,
 };
 
 use crate::registry::LoadedModel;
@@ -53,9 +53,9 @@ pub fn encode_template(tokenizer: &Tokenizer, template: &str) -> Result<Vec<u32>
     Ok(tokenizer.encode_pieces(&pieces)?)
 }
 
-/// Generates one continuation of `prompt` per config, prefilling the prompt
-/// once: each sample decodes from a fork of the prefilled session (the last
-/// one from the session itself).
+/// Generates one continuation of `prompt` per config: the prompt is
+/// prefilled once (reusing `session`'s cached prefix) and the samples are
+/// decoded together, one forward pass per step for all live samples.
 pub fn generate_samples(
     model: &LoadedModel,
     session: &mut Session,
@@ -63,25 +63,12 @@ pub fn generate_samples(
     configs: &[GenerateConfig],
     cancel: Option<&AtomicBool>,
 ) -> Result<Vec<Generation>, EngineError> {
-    prefill_reusing(&model.model, session, prompt)?;
-    let mut out = Vec::with_capacity(configs.len());
-    for (idx, config) in configs.iter().enumerate() {
-        let mut fork;
-        let target = if idx + 1 == configs.len() {
-            &mut *session
-        } else {
-            fork = session.fork()?;
-            &mut fork
-        };
-        out.push(generate(
-            &model.model,
-            &model.tokenizer,
-            target,
-            prompt,
-            config,
-            cancel,
-            &mut |_| true,
-        )?);
-    }
-    Ok(out)
+    Ok(generate_batch(
+        &model.model,
+        &model.tokenizer,
+        session,
+        prompt,
+        configs,
+        cancel,
+    )?)
 }

@@ -1,12 +1,11 @@
 use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
 use codegen_context::{
     build_prompt, postprocess, CompletionMode, Neighbour, ParsedDocument, PromptConfig,
     TokenCounter,
 };
 use codegen_model::{
-    generate, prefill_reusing, FinishReason, GenerateConfig, PromptPiece, SamplingConfig, Session,
+    generate, generate_batch, FinishReason, GenerateConfig, PromptPiece, SamplingConfig, Session,
     Tokenizer,
 };
 
@@ -101,7 +100,10 @@ struct ModelTokens<'a>(&'a Tokenizer);
 
 impl TokenCounter for ModelTokens<'_> {
     fn count(&self, text: &str) -> usize {
-        self.0.encode(text).map(|ids| ids.len()).unwrap_or(text.len() / 3)
+        self.0
+            .encode(text)
+            .map(|ids| ids.len())
+            .unwrap_or(text.len() / 3)
     }
 }
 
@@ -158,7 +160,13 @@ pub fn build_prompt_tokens(
                 cfg,
                 &ModelTokens(tokenizer),
             );
-            (prompt.prefix, prompt.suffix, prompt.snippets, prompt.mode, prompt.notes)
+            (
+                prompt.prefix,
+                prompt.suffix,
+                prompt.snippets,
+                prompt.mode,
+                prompt.notes,
+            )
         }
         SourceText::Plain(text) => {
             let prefix = cut_plain(&text[..req.cursor], cfg.max_prefix_tokens * 3, true);
@@ -169,7 +177,13 @@ pub fn build_prompt_tokens(
             } else {
                 CompletionMode::SingleLine
             };
-            (prefix.to_string(), suffix.to_string(), Vec::new(), mode, Vec::new())
+            (
+                prefix.to_string(),
+                suffix.to_string(),
+                Vec::new(),
+                mode,
+                Vec::new(),
+            )
         }
     };
     let special = tokenizer.special();
@@ -181,17 +195,29 @@ pub fn build_prompt_tokens(
         if let (Some(file_sep), false) = (file_sep, snippets.is_empty()) {
             for snippet in &snippets {
                 pieces.push(PromptPiece::Token(file_sep));
-                pieces.push(PromptPiece::Text(format!("{}\n{}\n", snippet.path, snippet.text)));
+                pieces.push(PromptPiece::Text(format!(
+                    "{}\n{}\n",
+                    snippet.path, snippet.text
+                )));
             }
             pieces.push(PromptPiece::Token(file_sep));
             pieces.push(PromptPiece::Text(format!("{}\n", req.path)));
         }
         if fim {
-            pieces.push(PromptPiece::Token(need(special.fim_prefix, "<|fim_prefix|>")?));
+            pieces.push(PromptPiece::Token(need(
+                special.fim_prefix,
+                "<|fim_prefix|>",
+            )?));
             pieces.push(PromptPiece::Text(prefix));
-            pieces.push(PromptPiece::Token(need(special.fim_suffix, "<|fim_suffix|>")?));
+            pieces.push(PromptPiece::Token(need(
+                special.fim_suffix,
+                "<|fim_suffix|>",
+            )?));
             pieces.push(PromptPiece::Text(suffix));
-            pieces.push(PromptPiece::Token(need(special.fim_middle, "<|fim_middle|>")?));
+            pieces.push(PromptPiece::Token(need(
+                special.fim_middle,
+                "<|fim_middle|>",
+            )?));
         } else {
             pieces.push(PromptPiece::Text(prefix));
         }
@@ -240,15 +266,9 @@ pub fn complete(
     if completion_mode == CompletionMode::SingleLine {
         stop_strings.push("\n".to_string());
     }
-    let prefill_start = Instant::now();
-    let (_, n_reused) = prefill_reusing(&model.model, session, &prompt)?;
-    let prefill_secs = prefill_start.elapsed().as_secs_f64();
-
-    let decode_start = Instant::now();
-    let mut candidates = Vec::new();
-    let mut n_generated = 0;
-    for sample_idx in 0..settings.n.max(1) {
-        let config = GenerateConfig {
+    let n = settings.n.max(1);
+    let configs: Vec<GenerateConfig> = (0..n)
+        .map(|sample_idx| GenerateConfig {
             max_tokens: settings.max_tokens,
             sampling: SamplingConfig {
                 temperature: settings.temperature,
@@ -258,28 +278,22 @@ pub fn complete(
             },
             stop_tokens: tokenizer.default_stop_tokens(),
             stop_strings: stop_strings.clone(),
-        };
-        // The last sample may use the session itself; the others a fork so
-        // the cached prompt survives for them.
-        let mut fork;
-        let target = if sample_idx + 1 == settings.n.max(1) {
-            &mut *session
-        } else {
-            fork = session.fork()?;
-            &mut fork
-        };
-        // Stop early once the block is finished: post-processing of the text
-        // so far stops growing when a new line falls outside the block.
+        })
+        .collect();
+    let generations = if n == 1 {
+        // One sample streams, so it can stop as soon as the block is done:
+        // post-processing of the text so far stops growing when a new line
+        // falls outside the block.
         let mut raw_so_far = String::new();
         let mut last_kept = String::new();
         let mut n_lines = 0;
         let early_stop = completion_mode == CompletionMode::MultiLine;
-        let generation = generate(
+        vec![generate(
             &model.model,
             tokenizer,
-            target,
+            session,
             &prompt,
-            &config,
+            &configs[0],
             cancel,
             &mut |piece| {
                 raw_so_far.push_str(piece);
@@ -297,20 +311,25 @@ pub fn complete(
                 last_kept = kept;
                 !stalled
             },
-        )?;
-        n_generated += generation.tokens.len();
-        let text = finish_text(req, &generation.text, completion_mode);
-        candidates.push(Candidate {
-            text,
+        )?]
+    } else {
+        generate_batch(&model.model, tokenizer, session, &prompt, &configs, cancel)?
+    };
+    let (n_reused, prefill_secs, decode_secs) = generations
+        .first()
+        .map(|g| (g.n_reused_tokens, g.prefill_secs, g.decode_secs))
+        .unwrap_or_default();
+    let n_generated = generations.iter().map(|g| g.tokens.len()).sum();
+    let candidates = generations
+        .into_iter()
+        .map(|generation| Candidate {
+            text: finish_text(req, &generation.text, completion_mode),
             mean_logprob: generation.mean_logprob(),
             n_tokens: generation.tokens.len(),
             finish: generation.finish,
             raw: generation.text,
-        });
-        if generation.finish == FinishReason::Cancelled {
-            break;
-        }
-    }
+        })
+        .collect();
     Ok(Completion {
         candidates,
         prompt_mode,
@@ -318,7 +337,7 @@ pub fn complete(
         n_prompt_tokens: prompt.len(),
         n_reused_tokens: n_reused,
         prefill_secs,
-        decode_secs: decode_start.elapsed().as_secs_f64(),
+        decode_secs,
         n_generated_tokens: n_generated,
         notes,
     })
