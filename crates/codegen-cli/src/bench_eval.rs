@@ -82,6 +82,11 @@ pub struct HumanEvalArgs {
     /// Continue an interrupted run in the same folder.
     #[arg(long)]
     pub resume: bool,
+    /// Rank the n samples of each task (syntax, the docstring's examples run
+    /// in the sandbox, agreement, mean log-probability), write
+    /// ranked_samples.jsonl (the chosen one per task) and an ablation table.
+    #[arg(long)]
+    pub rank: bool,
     #[command(flatten)]
     pub eval: EvalArgs,
 }
@@ -261,6 +266,10 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
                 let mut sample = Sample::new(problem.task_id.clone(), format.completion(&g.text));
                 sample.set_extra(GENERATION_SECONDS_KEY, JsonValue::Float(seconds));
                 sample.set_extra(TOKENS_KEY, JsonValue::Int((g.tokens.len() as i64).into()));
+                sample.set_extra(
+                    codegen_rank::humaneval::MEAN_LOGPROB_KEY,
+                    JsonValue::Float(f64::from(g.mean_logprob())),
+                );
                 sample
             })
             .collect();
@@ -306,12 +315,65 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             ("problems".into(), problems_file.display().to_string()),
         ],
     };
+    let ranking = if args.rank {
+        let rank_start = Instant::now();
+        let passed = codegen_rank::humaneval::passed_from_report(&report);
+        let ranking = codegen_rank::humaneval::rank_humaneval(
+            &chosen,
+            &samples,
+            &passed,
+            &codegen_rank::RankConfig::ablation_presets(args.seed),
+            &codegen_rank::RankConfig::combined(),
+            Some(&sandbox),
+        )?;
+        let ranked_path = args.out.join("ranked_samples.jsonl");
+        if let Some(combined) = ranking.policy("combined") {
+            codegen_rank::humaneval::write_ranked_samples(
+                &ranked_path,
+                &samples,
+                &combined.chosen,
+            )?;
+            eprintln!("codegen: wrote {}", ranked_path.display());
+        }
+        Some((ranking, rank_start.elapsed().as_secs_f64()))
+    } else {
+        None
+    };
     let run = RunReport::new(
         settings,
         task_records(&samples, &report),
         wall.elapsed().as_secs_f64(),
     );
     let outputs = write_run_outputs(&args.out, &run)?;
+    if let Some((ranking, rank_secs)) = &ranking {
+        let table = codegen_rank::humaneval::ablation_markdown(ranking);
+        let mut md = std::fs::read_to_string(&outputs.report_md).unwrap_or_default();
+        md.push_str(&format!("\n## Ranking ({rank_secs:.0} s)\n\n{table}\n"));
+        std::fs::write(&outputs.report_md, md)
+            .with_context(|| format!("cannot write {}", outputs.report_md.display()))?;
+        let policies: Vec<serde_json::Value> = ranking
+            .policies
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "policy": p.name,
+                    "pass@1": p.pass_at_1,
+                    "expected_pass@1": p.expected_pass_at_1,
+                })
+            })
+            .collect();
+        let ranking_json = serde_json::json!({
+            "policies": policies,
+            "raw_pass@1": ranking.raw_pass_at_1,
+            "oracle": ranking.oracle,
+            "overlap": ranking.overlap,
+            "rank_seconds": rank_secs,
+        });
+        let path = args.out.join("ranking.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&ranking_json)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{table}");
+    }
     eprintln!(
         "codegen: wrote {} and {}",
         samples_path.display(),
@@ -335,6 +397,12 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
         });
         for (k, v) in &report.pass_at_k {
             summary[format!("pass@{k}")] = serde_json::json!(v);
+        }
+        if let Some((ranking, _)) = &ranking {
+            if let Some(combined) = ranking.policy("combined") {
+                summary["ranked_pass@1"] = serde_json::json!(combined.pass_at_1);
+            }
+            summary["oracle"] = serde_json::json!(ranking.oracle);
         }
         println!("{summary}");
     }

@@ -39,6 +39,11 @@ pub struct CompleteArgs {
     /// typescript, typescriptreact, go).
     #[arg(long)]
     pub language: Option<String>,
+    /// Rank the candidates (syntax, the docstring's examples run in the
+    /// sandbox, agreement between samples, mean log-probability) and print
+    /// the best; with --json, all of them in order with their features.
+    #[arg(long)]
+    pub rank: bool,
     /// Print candidates with log-probabilities and timings as JSON.
     #[arg(long)]
     pub json: bool,
@@ -84,21 +89,70 @@ pub fn run(args: CompleteArgs) -> Result<()> {
     let mut session = model.model.new_session()?;
     let completion = complete(&model, &mut session, &request, None)?;
 
+    let ranked = match (&doc, args.rank) {
+        (Some(doc), true) => {
+            let raw: Vec<codegen_rank::RawCandidate> = completion
+                .candidates
+                .iter()
+                .map(|c| codegen_rank::RawCandidate {
+                    text: c.text.clone(),
+                    mean_logprob: c.mean_logprob,
+                    n_tokens: c.n_tokens,
+                })
+                .collect();
+            let sandbox =
+                match codegen_sandbox::Sandbox::new(codegen_sandbox::SandboxConfig::default()) {
+                    Ok(sandbox) => Some(sandbox),
+                    Err(e) => {
+                        eprintln!("codegen: warning: ranking without running examples: {e}");
+                        None
+                    }
+                };
+            // The function being written: the one around the cursor, or the
+            // one that ends just before it (a signature and docstring with
+            // the cursor on the line after).
+            let before = text[..cursor].trim_end().len();
+            let function_name = [cursor, before.saturating_sub(1)]
+                .iter()
+                .find_map(|at| codegen_context::cursor_scope(doc, *at).function?.name);
+            let request = codegen_rank::RankRequest {
+                doc,
+                cursor,
+                candidates: &raw,
+                function_name: function_name.as_deref(),
+            };
+            let ranking = codegen_rank::rank(
+                &request,
+                &codegen_rank::RankConfig::combined(),
+                codegen_rank::RankMode::Batch,
+                sandbox.as_ref(),
+            );
+            Some(ranking.candidates)
+        }
+        _ => None,
+    };
+
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        let candidates: Vec<serde_json::Value> = completion
-            .candidates
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "text": c.text,
-                    "raw": c.raw,
-                    "mean_logprob": c.mean_logprob,
-                    "n_tokens": c.n_tokens,
-                    "finish": format!("{:?}", c.finish),
+        let candidates: Vec<serde_json::Value> = match &ranked {
+            Some(ranked) => ranked
+                .iter()
+                .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null))
+                .collect(),
+            None => completion
+                .candidates
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "text": c.text,
+                        "raw": c.raw,
+                        "mean_logprob": c.mean_logprob,
+                        "n_tokens": c.n_tokens,
+                        "finish": format!("{:?}", c.finish),
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+        };
         let decode_tps = if completion.decode_secs > 0.0 {
             completion.n_generated_tokens as f64 / completion.decode_secs
         } else {
@@ -112,6 +166,7 @@ pub fn run(args: CompleteArgs) -> Result<()> {
                 PromptMode::Continuation => "continuation",
             },
             "completion_mode": format!("{:?}", completion.completion_mode),
+            "ranked": ranked.is_some(),
             "candidates": candidates,
             "timings": {
                 "load_secs": model.load_secs,
@@ -126,16 +181,20 @@ pub fn run(args: CompleteArgs) -> Result<()> {
         });
         writeln!(stdout, "{out}")?;
     } else {
-        // Several samples: the one with the highest mean log-probability.
-        let best = completion
-            .candidates
-            .iter()
-            .filter(|c| !c.text.trim().is_empty())
-            .max_by(|a, b| a.mean_logprob.total_cmp(&b.mean_logprob))
-            .or(completion.candidates.first());
+        let best = match &ranked {
+            Some(ranked) => ranked.first().map(|c| c.text.clone()),
+            // Without ranking: the highest mean log-probability.
+            None => completion
+                .candidates
+                .iter()
+                .filter(|c| !c.text.trim().is_empty())
+                .max_by(|a, b| a.mean_logprob.total_cmp(&b.mean_logprob))
+                .or(completion.candidates.first())
+                .map(|c| c.text.clone()),
+        };
         if let Some(best) = best {
-            write!(stdout, "{}", best.text)?;
-            if !best.text.ends_with('\n') {
+            write!(stdout, "{best}")?;
+            if !best.ends_with('\n') {
                 writeln!(stdout)?;
             }
         }

@@ -5,8 +5,8 @@ use codegen_context::{
     TokenCounter,
 };
 use codegen_model::{
-    generate, generate_batch, FinishReason, GenerateConfig, PromptPiece, SamplingConfig, Session,
-    Tokenizer,
+    generate, generate_batch_with, FinishReason, GenerateConfig, PromptPiece, SamplingConfig,
+    Session, Tokenizer,
 };
 
 use crate::registry::LoadedModel;
@@ -280,14 +280,29 @@ pub fn complete(
             stop_strings: stop_strings.clone(),
         })
         .collect();
+    // Stop a sample as soon as its block is done: post-processing of the
+    // text so far stops growing when a new line falls outside the block.
+    let early_stop = completion_mode == CompletionMode::MultiLine;
+    let mut last_kept = vec![String::new(); n];
+    let mut n_lines = vec![0usize; n];
+    let mut block_done = |idx: usize, text: &str| -> bool {
+        if !early_stop {
+            return false;
+        }
+        let complete_lines = match text.rfind('\n') {
+            Some(i) => &text[..i],
+            None => return false,
+        };
+        let last_line = complete_lines.rsplit('\n').next().unwrap_or("");
+        let kept = finish_text(req, complete_lines, completion_mode);
+        n_lines[idx] += 1;
+        let stalled = n_lines[idx] > 1 && !last_line.trim().is_empty() && kept == last_kept[idx];
+        last_kept[idx] = kept;
+        stalled
+    };
     let generations = if n == 1 {
-        // One sample streams, so it can stop as soon as the block is done:
-        // post-processing of the text so far stops growing when a new line
-        // falls outside the block.
-        let mut raw_so_far = String::new();
-        let mut last_kept = String::new();
-        let mut n_lines = 0;
-        let early_stop = completion_mode == CompletionMode::MultiLine;
+        // One sample streams from the session itself.
+        let mut text_so_far = String::new();
         vec![generate(
             &model.model,
             tokenizer,
@@ -296,24 +311,20 @@ pub fn complete(
             &configs[0],
             cancel,
             &mut |piece| {
-                raw_so_far.push_str(piece);
-                if !early_stop || !piece.contains('\n') {
-                    return true;
-                }
-                let complete_lines = match raw_so_far.rfind('\n') {
-                    Some(i) => &raw_so_far[..i],
-                    None => return true,
-                };
-                let last_line = complete_lines.rsplit('\n').next().unwrap_or("");
-                let kept = finish_text(req, complete_lines, completion_mode);
-                n_lines += 1;
-                let stalled = n_lines > 1 && !last_line.trim().is_empty() && kept == last_kept;
-                last_kept = kept;
-                !stalled
+                text_so_far.push_str(piece);
+                !(piece.contains('\n') && block_done(0, &text_so_far))
             },
         )?]
     } else {
-        generate_batch(&model.model, tokenizer, session, &prompt, &configs, cancel)?
+        generate_batch_with(
+            &model.model,
+            tokenizer,
+            session,
+            &prompt,
+            &configs,
+            cancel,
+            &mut block_done,
+        )?
     };
     let (n_reused, prefill_secs, decode_secs) = generations
         .first()

@@ -291,6 +291,29 @@ pub fn generate_batch(
     configs: &[GenerateConfig],
     cancel: Option<&AtomicBool>,
 ) -> Result<Vec<Generation>> {
+    generate_batch_with(
+        model,
+        tokenizer,
+        session,
+        prompt,
+        configs,
+        cancel,
+        &mut |_, _| false,
+    )
+}
+
+/// [`generate_batch`] with a stop check: each time sample `i` completes a
+/// line, `at_line_end(i, text_so_far)` may return `true` to finish it
+/// (reported as [`FinishReason::Stopped`]).
+pub fn generate_batch_with(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    session: &mut Session,
+    prompt: &[u32],
+    configs: &[GenerateConfig],
+    cancel: Option<&AtomicBool>,
+    at_line_end: &mut dyn FnMut(usize, &str) -> bool,
+) -> Result<Vec<Generation>> {
     let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
     let start = Instant::now();
     let (logits, n_reused) = prefill_reusing(model, session, prompt)?;
@@ -337,9 +360,11 @@ pub fn generate_batch(
             }
             lane.tokens.push(token);
             lane.logprobs.push(logprob);
-            let (_, stop) = lane.tracker.push(tokenizer.token_bytes(token));
+            let (fresh, stop) = lane.tracker.push(tokenizer.token_bytes(token));
             if stop {
                 lane.finish = Some(FinishReason::StopString);
+            } else if fresh.contains('\n') && at_line_end(idx, &lane.tracker.text()) {
+                lane.finish = Some(FinishReason::Stopped);
             } else if lane.tokens.len() >= lane.config.max_tokens {
                 lane.finish = Some(FinishReason::MaxTokens);
             } else if lane.session.len() + 1 > context_length {
@@ -368,7 +393,7 @@ pub fn generate_batch(
         .into_iter()
         .map(|mut lane| {
             let finish = lane.finish.unwrap_or(FinishReason::MaxTokens);
-            if finish != FinishReason::StopString {
+            if finish != FinishReason::StopString && finish != FinishReason::Stopped {
                 lane.tracker.flush();
             }
             Generation {

@@ -22,7 +22,8 @@ pub use config::ModelConfig;
 pub use device::DeviceKind;
 pub use error::{ModelError, Result};
 pub use generate::{
-    generate, generate_batch, prefill_reusing, FinishReason, GenerateConfig, Generation,
+    generate, generate_batch, generate_batch_with, prefill_reusing, FinishReason, GenerateConfig,
+    Generation,
 };
 pub use model::{load, load_with, Backend, LoadOptions, Model, PREFILL_CHUNK};
 pub use sampler::{log_prob, Sampler, SamplingConfig};
