@@ -142,6 +142,36 @@ pub fn build_prompt_tokens(
     tokenizer: &Tokenizer,
     req: &CompletionRequest<'_>,
 ) -> Result<(Vec<u32>, PromptMode, CompletionMode, Vec<String>), EngineError> {
+    let (tokens, mode, completion_mode, notes, _) = build_prompt_healed(tokenizer, req)?;
+    Ok((tokens, mode, completion_mode, notes))
+}
+
+/// Strips from the start of the model's output the whitespace that was
+/// taken off the end of the prefix (see [`build_prompt_healed`]).
+fn unheal<'a>(raw: &'a str, healed: &str) -> &'a str {
+    let n = raw
+        .bytes()
+        .zip(healed.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    &raw[n..]
+}
+
+#[cfg(test)]
+pub(crate) fn unheal_for_tests<'a>(raw: &'a str, healed: &str) -> &'a str {
+    unheal(raw, healed)
+}
+
+/// Like [`build_prompt_tokens`], and also returns the spaces and tabs taken
+/// off the end of the prefix. Byte-level BPE puts a word's leading space in
+/// the word's token (` return`), so a prompt ending in spaces makes the
+/// model add one more; the prompt ends before them instead, and the same
+/// whitespace is stripped from the start of the output ("token healing" for
+/// whitespace).
+fn build_prompt_healed(
+    tokenizer: &Tokenizer,
+    req: &CompletionRequest<'_>,
+) -> Result<(Vec<u32>, PromptMode, CompletionMode, Vec<String>, String), EngineError> {
     let text = req.source.text();
     if req.cursor > text.len() || !text.is_char_boundary(req.cursor) {
         return Err(EngineError::CursorOutOfRange {
@@ -186,6 +216,9 @@ pub fn build_prompt_tokens(
             )
         }
     };
+    let mut prefix = prefix;
+    let kept = prefix.trim_end_matches([' ', '\t']).len();
+    let healed = prefix.split_off(kept);
     let special = tokenizer.special();
     let mut pieces = Vec::new();
     let fim = !suffix.trim().is_empty();
@@ -237,7 +270,7 @@ pub fn build_prompt_tokens(
     } else {
         PromptMode::Continuation
     };
-    Ok((tokens, mode, completion_mode, notes))
+    Ok((tokens, mode, completion_mode, notes, healed))
 }
 
 fn finish_text(req: &CompletionRequest<'_>, raw: &str, mode: CompletionMode) -> String {
@@ -260,7 +293,8 @@ pub fn complete(
     cancel: Option<&AtomicBool>,
 ) -> Result<Completion, EngineError> {
     let tokenizer = &model.tokenizer;
-    let (prompt, prompt_mode, completion_mode, notes) = build_prompt_tokens(tokenizer, req)?;
+    let (prompt, prompt_mode, completion_mode, notes, healed) =
+        build_prompt_healed(tokenizer, req)?;
     let settings = &req.settings;
     let mut stop_strings = Vec::new();
     if completion_mode == CompletionMode::SingleLine {
@@ -294,7 +328,7 @@ pub fn complete(
             None => return false,
         };
         let last_line = complete_lines.rsplit('\n').next().unwrap_or("");
-        let kept = finish_text(req, complete_lines, completion_mode);
+        let kept = finish_text(req, unheal(complete_lines, &healed), completion_mode);
         n_lines[idx] += 1;
         let stalled = n_lines[idx] > 1 && !last_line.trim().is_empty() && kept == last_kept[idx];
         last_kept[idx] = kept;
@@ -334,7 +368,7 @@ pub fn complete(
     let candidates = generations
         .into_iter()
         .map(|generation| Candidate {
-            text: finish_text(req, &generation.text, completion_mode),
+            text: finish_text(req, unheal(&generation.text, &healed), completion_mode),
             mean_logprob: generation.mean_logprob(),
             n_tokens: generation.tokens.len(),
             finish: generation.finish,

@@ -49,7 +49,8 @@ fn fim_when_code_follows_the_cursor_and_continuation_otherwise() {
     let (tokens, mode, _, _) =
         build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), text.len())).unwrap();
     assert_eq!(mode, PromptMode::Continuation);
-    assert_eq!(m.tokenizer.decode(&tokens), text);
+    // Trailing spaces are left for the model to write (token healing).
+    assert_eq!(m.tokenizer.decode(&tokens), "def f(x):\n    return");
 }
 
 #[test]
@@ -194,4 +195,22 @@ fn samples_from_one_prefill_match_separate_runs() {
         .unwrap();
         assert_eq!(alone.tokens, sample.tokens);
     }
+}
+
+#[test]
+fn whitespace_taken_off_the_prompt_is_taken_off_the_output() {
+    assert_eq!(
+        crate::complete::unheal_for_tests("    return x", "    "),
+        "return x"
+    );
+    assert_eq!(
+        crate::complete::unheal_for_tests("        return x", "    "),
+        "    return x"
+    );
+    assert_eq!(crate::complete::unheal_for_tests(" 5", " "), "5");
+    assert_eq!(crate::complete::unheal_for_tests("5", " "), "5");
+    assert_eq!(
+        crate::complete::unheal_for_tests("\treturn", "\t\t"),
+        "return"
+    );
 }
