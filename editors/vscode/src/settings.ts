@@ -1,0 +1,93 @@
+// VS Code settings (`codegen.*`) -> the settings object `codegen lsp` understands
+// (initializationOptions, and `workspace/didChangeConfiguration` as `{ settings: { codegen } }`).
+// No `vscode` import: unit-tested in plain Node.
+
+/** The server's settings object (see the server contract). */
+export interface ServerSettings {
+  model?: string;
+  device?: 'cpu' | 'cuda' | 'metal';
+  threads?: number;
+  maxTokens?: number;
+  temperature?: number;
+  n?: number;
+  rank?: boolean;
+  debounceMs?: number;
+  timeBudgetMs?: number;
+  languages?: string[];
+  enabled: boolean;
+}
+
+/** Reads one `codegen.*` setting (a `WorkspaceConfiguration.get` in the extension). */
+export type SettingReader = (key: string) => unknown;
+
+export const DEFAULT_LANGUAGES = [
+  'python',
+  'rust',
+  'javascript',
+  'javascriptreact',
+  'typescript',
+  'typescriptreact',
+  'go',
+];
+
+/** Settings that only take effect when the server is started again. */
+export const RESTART_SETTINGS = ['serverPath', 'languages'];
+
+const DEVICES = ['cpu', 'cuda', 'metal'];
+
+function int(value: unknown, min: number): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= min ? Math.floor(value) : undefined;
+}
+
+function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+}
+
+/** The language ids that get completions (the setting, else the default list). */
+export function languages(read: SettingReader): string[] {
+  const value = read('languages');
+  if (Array.isArray(value)) {
+    const ids = value.filter((v): v is string => typeof v === 'string' && v.trim() !== '').map((v) => v.trim());
+    return [...new Set(ids)];
+  }
+  return [...DEFAULT_LANGUAGES];
+}
+
+/**
+ * Maps `codegen.*` settings to the server's settings object. Empty or out-of-range values are
+ * left out so the server's own defaults apply (an empty model is the default model, 0 threads
+ * is all cores).
+ */
+export function toServerSettings(read: SettingReader): ServerSettings {
+  const settings: ServerSettings = { enabled: read('enabled') !== false };
+  const model = nonEmptyString(read('model'));
+  if (model !== undefined) settings.model = model;
+  const device = nonEmptyString(read('device'));
+  if (device !== undefined && DEVICES.includes(device)) settings.device = device as ServerSettings['device'];
+  const threads = int(read('threads'), 1);
+  if (threads !== undefined) settings.threads = threads;
+  const maxTokens = int(read('maxTokens'), 1);
+  if (maxTokens !== undefined) settings.maxTokens = maxTokens;
+  const temperature = read('temperature');
+  if (typeof temperature === 'number' && Number.isFinite(temperature) && temperature >= 0) {
+    settings.temperature = temperature;
+  }
+  const n = int(read('n'), 1);
+  if (n !== undefined) settings.n = n;
+  const rank = read('rank');
+  if (typeof rank === 'boolean') settings.rank = rank;
+  const debounceMs = int(read('debounceMs'), 0);
+  if (debounceMs !== undefined) settings.debounceMs = debounceMs;
+  const timeBudgetMs = int(read('timeBudgetMs'), 0);
+  if (timeBudgetMs !== undefined) settings.timeBudgetMs = timeBudgetMs;
+  settings.languages = languages(read);
+  return settings;
+}
+
+/** The document selector for the language client: files and untitled buffers of each language. */
+export function documentSelector(langs: string[]): { scheme: string; language: string }[] {
+  return langs.flatMap((language) => [
+    { scheme: 'file', language },
+    { scheme: 'untitled', language },
+  ]);
+}

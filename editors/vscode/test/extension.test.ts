@@ -1,0 +1,122 @@
+// The extension's glue, activated against stubbed `vscode` and vscode-languageclient modules.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { calls, changeSetting, FakeClient, settings, statusItems } from './stubs';
+import { activate } from '../src/extension';
+
+const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
+
+function fakeBinary(name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'codegen-vscode-'));
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  return file;
+}
+
+const context = { subscriptions: [] as unknown[] };
+let client: FakeClient;
+
+test('activate: starts `SERVER lsp` with the settings and proposed features', async () => {
+  settings.set('serverPath', fakeBinary('codegen'));
+  settings.set('model', 'qwen2.5-coder-1.5b-instruct');
+  settings.set('n', 3);
+  await activate(context as never);
+  assert.equal(calls.clients.length, 1);
+  client = calls.clients[0];
+  assert.equal(client.serverOptions.command, settings.get('serverPath'));
+  assert.deepEqual(client.serverOptions.args, ['lsp']);
+  assert.equal(client.proposed, true, 'registerProposedFeatures() (inline completion)');
+  const init = client.clientOptions.initializationOptions() as Record<string, unknown>;
+  assert.equal(init.model, 'qwen2.5-coder-1.5b-instruct');
+  assert.equal(init.n, 3);
+  assert.equal(init.enabled, true);
+  assert.equal('temperature' in init, false, 'settings left at their defaults are not sent');
+  assert.deepEqual((client.clientOptions.documentSelector as unknown[]).length, 14);
+});
+
+test('every command in package.json is registered, and only those', () => {
+  const declared = pkg.contributes.commands.map((c: { command: string }) => c.command).sort();
+  assert.deepEqual([...calls.commands.keys()].sort(), declared);
+});
+
+test('activation events cover the default languages', () => {
+  const langs: string[] = pkg.contributes.configuration.properties['codegen.languages'].default;
+  for (const l of langs) assert.ok(pkg.activationEvents.includes(`onLanguage:${l}`), l);
+});
+
+test('codegen/status drives the status bar item', () => {
+  const item = statusItems[0];
+  client.notifications.get('codegen/status')!({ state: 'ready', model: 'qwen2.5-coder-1.5b-instruct', lastLatencyMs: 95 });
+  assert.equal(item.text, '$(sparkle) qwen2.5-coder-1.5b-instruct · 95 ms');
+  assert.equal(item.command, 'codegen.showMenu');
+  client.notifications.get('codegen/status')!({ state: 'error', message: 'out of memory' });
+  assert.equal(item.text, '$(error) codegen');
+});
+
+test('a settings change is sent as workspace/didChangeConfiguration', async () => {
+  client.sent = [];
+  await changeSetting('temperature', 0.5);
+  const last = client.sent.at(-1)!;
+  assert.equal(last.method, 'workspace/didChangeConfiguration');
+  const sent = (last.params as { settings: { codegen: Record<string, unknown> } }).settings.codegen;
+  assert.equal(sent.temperature, 0.5);
+  assert.equal(sent.model, 'qwen2.5-coder-1.5b-instruct');
+  assert.equal(calls.clients.length, 1, 'no restart for a plain setting');
+});
+
+test('toggle: enabled=false reaches the server and no request is made', async () => {
+  client.sent = [];
+  await calls.commands.get('codegen.toggle')!();
+  const sent = (client.sent.at(-1)!.params as { settings: { codegen: Record<string, unknown> } }).settings.codegen;
+  assert.equal(sent.enabled, false);
+  assert.equal(statusItems[0].text, '$(circle-slash) codegen');
+  let asked = false;
+  const result = await client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, { isCancellationRequested: false }, async () => {
+    asked = true;
+    return { items: [] };
+  });
+  assert.equal(result, null);
+  assert.equal(asked, false);
+  await calls.commands.get('codegen.toggle')!();
+  const again = await client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, { isCancellationRequested: false }, async () => ({ items: ['x'] }));
+  assert.deepEqual(again, { items: ['x'] });
+});
+
+test('a crashed server is restarted 4 times in 3 minutes, then left stopped with an error', () => {
+  const closed = client.clientOptions.errorHandler.closed;
+  for (let i = 0; i < 4; i++) assert.equal(closed().action, 2 /* Restart */);
+  assert.equal(closed().action, 1 /* DoNotRestart */);
+  assert.equal(statusItems[0].text, '$(error) codegen');
+  assert.match(statusItems[0].tooltip, /exited 4 times/);
+});
+
+test('changing the server path or languages restarts the server', async () => {
+  await changeSetting('serverPath', fakeBinary('codegen-other'));
+  assert.equal(calls.clients.length, 2);
+  assert.match(calls.clients[1].serverOptions.command, /codegen-other$/);
+  await changeSetting('languages', ['python']);
+  assert.equal(calls.clients.length, 3);
+  assert.equal((calls.clients[2].clientOptions.documentSelector as unknown[]).length, 2);
+});
+
+test('a missing binary is an error in the status bar, not a crash', async () => {
+  const before = calls.errors.length;
+  await changeSetting('serverPath', '/nonexistent/codegen');
+  assert.equal(calls.clients.length, 3, 'no client without a binary');
+  assert.equal(statusItems[0].text, '$(error) codegen');
+  assert.ok(calls.errors.length > before);
+  assert.match(calls.errors.at(-1)!, /nonexistent/);
+});
+
+test('the menu offers toggle, model, stats, restart and log', async () => {
+  calls.pickAnswer = undefined;
+  await calls.commands.get('codegen.showMenu')!();
+  const items = calls.quickPicks.at(-1) as { command: string }[];
+  assert.deepEqual(
+    items.map((i) => i.command),
+    ['codegen.toggle', 'codegen.selectModel', 'codegen.showStats', 'codegen.restartServer', 'codegen.showLog'],
+  );
+});
