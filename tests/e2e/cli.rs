@@ -21,15 +21,32 @@ fn check_rejected(args: &[&str], stdin: Option<&[u8]>, expect_in_error: &str) {
         run(&mut cmd)
     };
     assert_ne!(run.code, 0, "{args:?} should fail; stdout: {}", run.stdout);
-    assert!(!run.stderr.contains("panicked"), "{args:?} panicked: {}", run.stderr);
-    let error_lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("codegen: error:")).collect();
-    assert_eq!(error_lines.len(), 1, "{args:?}: one error line expected in {:?}", run.stderr);
+    assert!(
+        !run.stderr.contains("panicked"),
+        "{args:?} panicked: {}",
+        run.stderr
+    );
+    let error_lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("codegen: error:"))
+        .collect();
+    assert_eq!(
+        error_lines.len(),
+        1,
+        "{args:?}: one error line expected in {:?}",
+        run.stderr
+    );
     assert!(
         error_lines[0].contains(expect_in_error),
         "{args:?}: {:?} does not mention {expect_in_error:?}",
         error_lines[0]
     );
-    assert!(run.stdout.is_empty(), "{args:?} printed to stdout: {}", run.stdout);
+    assert!(
+        run.stdout.is_empty(),
+        "{args:?} printed to stdout: {}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -46,20 +63,40 @@ fn bad_inputs_get_one_line_errors_and_a_nonzero_exit() {
     check_rejected(&["complete", ok, "--at", "one"], None, "LINE:COL");
     let latin1 = d.join("latin1.py");
     std::fs::write(&latin1, b"s = 'caf\xe9'\n").unwrap();
-    check_rejected(&["complete", latin1.to_str().unwrap()], None, "not valid UTF-8");
+    check_rejected(
+        &["complete", latin1.to_str().unwrap()],
+        None,
+        "not valid UTF-8",
+    );
     let binary = d.join("blob.py");
     std::fs::write(&binary, b"\x7fELF\x02\x01\x01\x00\x00\x00").unwrap();
     check_rejected(&["complete", binary.to_str().unwrap()], None, "binary");
     let empty = write(d, "empty.py", "");
     check_rejected(&["complete", empty.to_str().unwrap()], None, "empty");
     check_rejected(&["complete", "-"], Some(b""), "empty");
-    check_rejected(&["complete", ok, "--model", "no-such-model"], None, "unknown model `no-such-model`");
-    check_rejected(&["complete", ok, "--model", "/nonexistent/m.gguf"], None, "does not exist");
+    check_rejected(
+        &["complete", ok, "--model", "no-such-model"],
+        None,
+        "unknown model `no-such-model`",
+    );
+    check_rejected(
+        &["complete", ok, "--model", "/nonexistent/m.gguf"],
+        None,
+        "does not exist",
+    );
     let corrupt = write(d, "corrupt.gguf", "GGUF but not really a model file");
-    check_rejected(&["complete", ok, "--model", corrupt.to_str().unwrap()], None, "not a valid GGUF");
+    check_rejected(
+        &["complete", ok, "--model", corrupt.to_str().unwrap()],
+        None,
+        "not a valid GGUF",
+    );
     check_rejected(&["complete", ok, "--device", "tpu"], None, "unknown device");
     if !cfg!(feature = "cuda") {
-        check_rejected(&["complete", ok, "--device", "cuda"], None, "--features cuda");
+        check_rejected(
+            &["complete", ok, "--device", "cuda"],
+            None,
+            "--features cuda",
+        );
     }
     check_rejected(&["model", "verify", "no-such-model"], None, "unknown model");
 }
@@ -74,7 +111,12 @@ fn truncated_model_file_is_a_clear_error() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let ok = write(dir.path(), "ok.py", "x = 1\n");
     check_rejected(
-        &["complete", ok.to_str().unwrap(), "--model", cut.to_str().unwrap()],
+        &[
+            "complete",
+            ok.to_str().unwrap(),
+            "--model",
+            cut.to_str().unwrap(),
+        ],
         None,
         "only",
     );
@@ -175,16 +217,31 @@ fn real_model_completions_parse_in_five_languages() {
         let before = &text[..cursor];
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().unwrap().chars().count() + 1;
-        let out = run(codegen().args(["complete", file.to_str().unwrap(), "--at", &format!("{line}:{col}"), "--max-tokens", "96"]));
+        let out = run(codegen().args([
+            "complete",
+            file.to_str().unwrap(),
+            "--at",
+            &format!("{line}:{col}"),
+            "--max-tokens",
+            "96",
+        ]));
         assert_eq!(out.code, 0, "{name}: {}", out.stderr);
         let insertion = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);
         assert!(!insertion.trim().is_empty(), "{name}: empty completion");
         let lang = Language::from_path(name).unwrap();
         let doc = ParsedDocument::new(text.clone(), lang);
         let check = syntax_check(&doc, cursor, insertion);
-        assert_eq!(check.errors_after + check.missing_after, 0, "{name}: {insertion:?} does not parse: {check:?}");
+        assert_eq!(
+            check.errors_after + check.missing_after,
+            0,
+            "{name}: {insertion:?} does not parse: {check:?}"
+        );
         let after = format!("{}{}{}", &text[..cursor], insertion, &text[cursor..]);
         assert!(after.ends_with(&text[cursor..]), "{name}");
-        assert_eq!(after.matches(&text[cursor..]).count(), 1, "{name}: suffix duplicated");
+        assert_eq!(
+            after.matches(&text[cursor..]).count(),
+            1,
+            "{name}: suffix duplicated"
+        );
     }
 }

@@ -3,4 +3,9 @@
 //! path and cache as users (`~/.cache/codegen`, or `$CODEGEN_HOME`).
 
 mod cli;
+mod kernels;
+mod lsp;
+mod nvim;
+mod nvim_plugin;
 mod support;
+mod tokenizer;

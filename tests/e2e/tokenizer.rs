@@ -7,7 +7,9 @@ use codegen_store::Store;
 fn real_tokenizer_round_trips_and_keeps_special_text_as_text() {
     let store = Store::from_env();
     let manifest = store.default_manifest().unwrap();
-    let path = store.fetch(manifest).expect("default model fetched through the store");
+    let path = store
+        .fetch(manifest)
+        .expect("default model fetched through the store");
     let (_, tokenizer) = load(&path, &candle_core::Device::Cpu).unwrap();
     let special = tokenizer.special().clone();
     assert_eq!(special.fim_prefix, Some(151659));
@@ -24,7 +26,10 @@ fn real_tokenizer_round_trips_and_keeps_special_text_as_text() {
     ] {
         let ids = tokenizer.encode(text).unwrap();
         assert_eq!(tokenizer.decode(&ids), text, "round trip of {text:?}");
-        assert!(ids.iter().all(|id| !tokenizer.is_special(*id)), "special token in {text:?}: {ids:?}");
+        assert!(
+            ids.iter().all(|id| !tokenizer.is_special(*id)),
+            "special token in {text:?}: {ids:?}"
+        );
     }
     // A FIM prompt built from pieces has exactly the three FIM tokens.
     let ids = tokenizer

@@ -5,7 +5,9 @@ mod bench_eval;
 mod bench_speed;
 mod complete;
 mod input;
+mod lsp_cmd;
 mod model_cmd;
+mod stats_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,10 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run the language server on stdin/stdout (inline completions over LSP).
+    Lsp(lsp_cmd::LspArgs),
+    /// Acceptance rate and latency percentiles of suggestions, per model and language.
+    Stats(stats_cmd::StatsArgs),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +89,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Complete(args) => complete::run(args),
         Command::Model(cmd) => model_cmd::run(cmd),
+        Command::Lsp(args) => lsp_cmd::run(args),
+        Command::Stats(args) => stats_cmd::run(args),
         Command::Bench(BenchCommand::Speed(args)) => bench_speed::run(args),
         Command::Bench(BenchCommand::Evaluate(args)) => bench_eval::evaluate(args),
         Command::Bench(BenchCommand::Humaneval(args)) => bench_eval::humaneval(args),

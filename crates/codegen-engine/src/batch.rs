@@ -2,9 +2,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use codegen_model::{
-    generate_batch, GenerateConfig, Generation, PromptPiece, Session, Tokenizer,
-};
+use codegen_model::{generate_batch, GenerateConfig, Generation, PromptPiece, Session, Tokenizer};
 
 use crate::registry::LoadedModel;
 use crate::EngineError;

@@ -6,14 +6,27 @@
 //! It never speaks LSP or JSON-RPC, never fetches files (the store does) and
 //! never runs generated code (the sandbox does).
 
+mod batch;
+mod cache;
 mod complete;
+mod document;
 mod registry;
+mod typed_through;
+mod worker;
 
+pub use batch::{encode_template, generate_samples};
+pub use cache::{SessionCache, SessionCacheConfig};
 pub use complete::{
     build_prompt_tokens, complete, Candidate, Completion, CompletionRequest, CompletionSettings,
     PromptMode, SourceText,
 };
+pub use document::Document;
 pub use registry::{LoadedModel, ModelRegistry};
+pub use typed_through::{TypedThrough, TypedThroughCache};
+pub use worker::{
+    CounterSnapshot, Counters, EngineWorker, Job, JobError, JobHandle, JobOutcome, Reply,
+    WorkerConfig,
+};
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -28,3 +41,5 @@ pub enum EngineError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod worker_tests;

@@ -1,0 +1,538 @@
+//! The engine worker: one model, one queue, one OS thread (never an async
+//! runtime's thread). A new job for a key cancels the running and queued
+//! jobs for that key; a job's own handle cancels it too. Cancellation takes
+//! effect between prefill chunks and before every generated token. Sessions
+//! are cached per key, so a keystroke costs only the tokens after the
+//! longest common prefix with the previous prompt.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use codegen_context::Neighbour;
+use codegen_model::{prefill_reusing, FinishReason};
+
+use crate::cache::{SessionCache, SessionCacheConfig};
+use crate::complete::{
+    build_prompt_tokens, complete, Completion, CompletionRequest, CompletionSettings,
+};
+use crate::document::Document;
+use crate::registry::LoadedModel;
+use crate::EngineError;
+
+/// Settings of an [`EngineWorker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub sessions: SessionCacheConfig,
+    /// Prompt tokens prefilled between two looks at the cancel flag.
+    pub prefill_chunk: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            sessions: SessionCacheConfig::default(),
+            prefill_chunk: 128,
+        }
+    }
+}
+
+/// One completion to compute. Owns snapshots of everything it reads.
+#[derive(Clone)]
+pub struct Job {
+    /// Jobs with the same key share a cached session and supersede each
+    /// other (usually the document's URI).
+    pub key: String,
+    pub doc: Arc<Document>,
+    /// Byte offset of the cursor in `doc`.
+    pub cursor: usize,
+    pub path: String,
+    pub neighbours: Vec<Neighbour>,
+    pub settings: CompletionSettings,
+    /// After this long the best partial result is returned. At least a
+    /// quarter of it is left for generation when the prompt took longer.
+    pub time_budget: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("the request was cancelled")]
+    Cancelled,
+    #[error("no model is loaded yet")]
+    NoModel,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the engine panicked: {0}")]
+    Panicked(String),
+    #[error("the engine worker has stopped")]
+    WorkerGone,
+}
+
+/// A finished job.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub completion: Completion,
+    pub model: String,
+    /// Prompt tokens computed for this job.
+    pub n_prefilled_tokens: usize,
+    /// Prompt tokens whose KV cache came from the cached session.
+    pub n_reused_tokens: usize,
+    /// Generation stopped at the time budget (the text is partial).
+    pub budget_exhausted: bool,
+    pub queue_secs: f64,
+    pub run_secs: f64,
+}
+
+/// Totals since the worker started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    pub jobs_submitted: u64,
+    pub jobs_completed: u64,
+    pub jobs_cancelled: u64,
+    pub jobs_failed: u64,
+    pub tokens_prefilled: u64,
+    pub tokens_reused: u64,
+    pub tokens_generated: u64,
+    pub typed_through_hits: u64,
+    pub budget_exhausted: u64,
+}
+
+/// Engine counters, shared by the worker and whoever answers from caches.
+#[derive(Default)]
+pub struct Counters {
+    jobs_submitted: AtomicU64,
+    jobs_completed: AtomicU64,
+    jobs_cancelled: AtomicU64,
+    jobs_failed: AtomicU64,
+    tokens_prefilled: AtomicU64,
+    tokens_reused: AtomicU64,
+    tokens_generated: AtomicU64,
+    typed_through_hits: AtomicU64,
+    budget_exhausted: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub fn record_typed_through_hit(&self) {
+        bump(&self.typed_through_hits, 1);
+    }
+
+    pub fn snapshot(&self) -> CounterSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CounterSnapshot {
+            jobs_submitted: get(&self.jobs_submitted),
+            jobs_completed: get(&self.jobs_completed),
+            jobs_cancelled: get(&self.jobs_cancelled),
+            jobs_failed: get(&self.jobs_failed),
+            tokens_prefilled: get(&self.tokens_prefilled),
+            tokens_reused: get(&self.tokens_reused),
+            tokens_generated: get(&self.tokens_generated),
+            typed_through_hits: get(&self.typed_through_hits),
+            budget_exhausted: get(&self.budget_exhausted),
+        }
+    }
+}
+
+/// Stop flags of one job: `stop` is what the generation loop reads; it is
+/// set by a cancel and by the time budget, `cancelled` only by a cancel.
+#[derive(Default)]
+struct StopFlags {
+    stop: AtomicBool,
+    cancelled: AtomicBool,
+}
+
+impl StopFlags {
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// Cancels its job (queued or running). Dropping it does nothing.
+#[derive(Clone)]
+pub struct JobHandle {
+    flags: Arc<StopFlags>,
+}
+
+impl JobHandle {
+    pub fn cancel(&self) {
+        self.flags.cancel();
+    }
+}
+
+/// Receives the result of a job, exactly once, on the worker thread.
+pub type Reply = Box<dyn FnOnce(Result<JobOutcome, JobError>) + Send>;
+
+struct Queued {
+    job: Job,
+    flags: Arc<StopFlags>,
+    reply: Reply,
+    enqueued: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Queued>,
+    running: Option<(String, Arc<StopFlags>)>,
+    model: Option<Arc<LoadedModel>>,
+    /// The model changed: cached sessions belong to the old one.
+    model_changed: bool,
+    forget: Vec<String>,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    counters: Arc<Counters>,
+    timer: Timer,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Jobs run outside the lock, so a poisoned lock holds a whole state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Sets a job's `stop` flag at its deadline, from its own thread.
+struct Timer {
+    armed: Mutex<Option<(Instant, Arc<StopFlags>)>>,
+    wake: Condvar,
+    shutdown: AtomicBool,
+}
+
+impl Timer {
+    fn lock(&self) -> MutexGuard<'_, Option<(Instant, Arc<StopFlags>)>> {
+        self.armed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn arm(&self, deadline: Instant, flags: Arc<StopFlags>) {
+        *self.lock() = Some((deadline, flags));
+        self.wake.notify_all();
+    }
+
+    fn disarm(&self) {
+        *self.lock() = None;
+        self.wake.notify_all();
+    }
+
+    fn run(&self) {
+        let mut armed = self.lock();
+        while !self.shutdown.load(Ordering::Relaxed) {
+            match armed.as_ref() {
+                None => {
+                    armed = self.wake.wait(armed).unwrap_or_else(|e| e.into_inner());
+                }
+                Some((deadline, flags)) => {
+                    let now = Instant::now();
+                    if now >= *deadline {
+                        flags.stop.store(true, Ordering::Relaxed);
+                        *armed = None;
+                    } else {
+                        let wait = *deadline - now;
+                        armed = self
+                            .wake
+                            .wait_timeout(armed, wait)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The engine's worker thread and its queue.
+pub struct EngineWorker {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl EngineWorker {
+    pub fn spawn(config: WorkerConfig) -> std::io::Result<EngineWorker> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+            counters: Arc::new(Counters::default()),
+            timer: Timer {
+                armed: Mutex::new(None),
+                wake: Condvar::new(),
+                shutdown: AtomicBool::new(false),
+            },
+        });
+        let worker_shared = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name("codegen-engine".into())
+            .spawn(move || worker_loop(&worker_shared, config))?;
+        let timer_shared = shared.clone();
+        let timer = std::thread::Builder::new()
+            .name("codegen-engine-timer".into())
+            .spawn(move || timer_shared.timer.run())?;
+        Ok(EngineWorker {
+            shared,
+            threads: vec![worker, timer],
+        })
+    }
+
+    /// Replaces the model (or unloads it with `None`). Jobs already queued
+    /// run on the new one.
+    pub fn set_model(&self, model: Option<Arc<LoadedModel>>) {
+        let mut state = self.shared.lock();
+        state.model = model;
+        state.model_changed = true;
+    }
+
+    pub fn model(&self) -> Option<Arc<LoadedModel>> {
+        self.shared.lock().model.clone()
+    }
+
+    pub fn counters(&self) -> Arc<Counters> {
+        self.shared.counters.clone()
+    }
+
+    /// Queues `job`; `reply` gets its result exactly once. The running and
+    /// queued jobs with the same key are cancelled first.
+    pub fn submit(&self, job: Job, reply: Reply) -> JobHandle {
+        let flags = Arc::new(StopFlags::default());
+        bump(&self.shared.counters.jobs_submitted, 1);
+        let superseded: Vec<Queued> = {
+            let mut state = self.shared.lock();
+            if let Some((key, running)) = &state.running {
+                if *key == job.key {
+                    running.cancel();
+                }
+            }
+            let (same, other): (VecDeque<Queued>, VecDeque<Queued>) =
+                state.queue.drain(..).partition(|q| q.job.key == job.key);
+            state.queue = other;
+            state.queue.push_back(Queued {
+                job,
+                flags: flags.clone(),
+                reply,
+                enqueued: Instant::now(),
+            });
+            same.into_iter().collect()
+        };
+        self.shared.wake.notify_all();
+        for queued in superseded {
+            bump(&self.shared.counters.jobs_cancelled, 1);
+            (queued.reply)(Err(JobError::Cancelled));
+        }
+        JobHandle { flags }
+    }
+
+    /// Drops the cached session of `key` (a closed document).
+    pub fn forget(&self, key: &str) {
+        self.shared.lock().forget.push(key.to_string());
+        self.shared.wake.notify_all();
+    }
+}
+
+impl Drop for EngineWorker {
+    fn drop(&mut self) {
+        {
+            let mut state = self.shared.lock();
+            state.shutdown = true;
+            if let Some((_, running)) = &state.running {
+                running.cancel();
+            }
+        }
+        self.shared.wake.notify_all();
+        self.shared.timer.shutdown.store(true, Ordering::Relaxed);
+        self.shared.timer.wake.notify_all();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+fn worker_loop(shared: &Shared, config: WorkerConfig) {
+    let mut sessions = SessionCache::new(config.sessions);
+    loop {
+        let (queued, model) = {
+            let mut state = shared.lock();
+            loop {
+                if state.shutdown {
+                    let rest: Vec<Queued> = state.queue.drain(..).collect();
+                    drop(state);
+                    for queued in rest {
+                        (queued.reply)(Err(JobError::WorkerGone));
+                    }
+                    return;
+                }
+                if state.model_changed {
+                    state.model_changed = false;
+                    sessions.clear();
+                }
+                for key in std::mem::take(&mut state.forget) {
+                    sessions.remove(&key);
+                }
+                if let Some(queued) = state.queue.pop_front() {
+                    state.running = Some((queued.job.key.clone(), queued.flags.clone()));
+                    break (queued, state.model.clone());
+                }
+                state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let Queued {
+            job,
+            flags,
+            reply,
+            enqueued,
+        } = queued;
+        let result = if flags.is_cancelled() {
+            Err(JobError::Cancelled)
+        } else if let Some(model) = model {
+            let queue_secs = enqueued.elapsed().as_secs_f64();
+            catch_unwind(AssertUnwindSafe(|| {
+                run_job(shared, &config, &mut sessions, &model, &job, &flags)
+            }))
+            .unwrap_or_else(|payload| {
+                // The session in use is gone with the panic; the others are intact.
+                Err(JobError::Panicked(panic_message(payload.as_ref())))
+            })
+            .map(|mut outcome| {
+                outcome.queue_secs = queue_secs;
+                outcome
+            })
+        } else {
+            Err(JobError::NoModel)
+        };
+        shared.timer.disarm();
+        shared.lock().running = None;
+        let counters = &shared.counters;
+        match &result {
+            Ok(outcome) => {
+                bump(&counters.jobs_completed, 1);
+                bump(
+                    &counters.tokens_generated,
+                    outcome.completion.n_generated_tokens,
+                );
+                if outcome.budget_exhausted {
+                    bump(&counters.budget_exhausted, 1);
+                }
+            }
+            Err(JobError::Cancelled) => bump(&counters.jobs_cancelled, 1),
+            Err(_) => bump(&counters.jobs_failed, 1),
+        }
+        let _ = catch_unwind(AssertUnwindSafe(|| reply(result)));
+    }
+}
+
+/// Positions kept free beyond the budgets, for FIM and file-separator tokens.
+const PROMPT_MARGIN: usize = 32;
+
+/// Shrinks the prompt budgets (and if need be the generation) so the prompt
+/// plus the generation fit in the model's context.
+fn fit_prompt_to_context(settings: &mut CompletionSettings, context_length: usize) {
+    settings.max_tokens = settings.max_tokens.min(context_length / 2).max(1);
+    let available = context_length.saturating_sub(settings.max_tokens + PROMPT_MARGIN);
+    let prompt = &mut settings.prompt;
+    let total = prompt.max_prefix_tokens + prompt.max_suffix_tokens + prompt.max_snippet_tokens;
+    if total > available && total > 0 {
+        let scale = |n: usize| n * available / total;
+        prompt.max_prefix_tokens = scale(prompt.max_prefix_tokens).max(1);
+        prompt.max_suffix_tokens = scale(prompt.max_suffix_tokens);
+        prompt.max_snippet_tokens = scale(prompt.max_snippet_tokens);
+    }
+}
+
+fn run_job(
+    shared: &Shared,
+    config: &WorkerConfig,
+    sessions: &mut SessionCache,
+    model: &LoadedModel,
+    job: &Job,
+    flags: &Arc<StopFlags>,
+) -> Result<JobOutcome, JobError> {
+    let started = Instant::now();
+    let mut session = match sessions.take(&job.key) {
+        Some(session) => session,
+        None => model.model.new_session().map_err(EngineError::from)?,
+    };
+    let mut settings = job.settings.clone();
+    fit_prompt_to_context(&mut settings, model.model.config().context_length);
+    let request = CompletionRequest {
+        source: job.doc.source(),
+        cursor: job.cursor,
+        path: job.path.clone(),
+        neighbours: job.neighbours.clone(),
+        settings,
+    };
+    let (prompt, _, _, _) = build_prompt_tokens(&model.tokenizer, &request)?;
+    let n_reused = session
+        .common_prefix_len(&prompt)
+        .min(prompt.len().saturating_sub(1));
+    let n_prefilled = prompt.len() - n_reused;
+    let counters = &shared.counters;
+    bump(&counters.tokens_reused, n_reused);
+
+    // Prefill in chunks, looking at the cancel flag between them: what is
+    // prefilled stays cached for the next request even when cancelled.
+    let chunk = config.prefill_chunk.max(1);
+    let mut n_done = n_reused;
+    while prompt.len() - n_done > chunk {
+        if flags.is_cancelled() {
+            bump(&counters.tokens_prefilled, n_done - n_reused);
+            sessions.put(&job.key, session);
+            return Err(JobError::Cancelled);
+        }
+        let end = n_done + chunk;
+        prefill_reusing(&model.model, &mut session, &prompt[..end]).map_err(EngineError::from)?;
+        n_done = end;
+    }
+    bump(&counters.tokens_prefilled, n_prefilled);
+    if flags.is_cancelled() {
+        sessions.put(&job.key, session);
+        return Err(JobError::Cancelled);
+    }
+    if let Some(budget) = job.time_budget {
+        let deadline = (started + budget).max(Instant::now() + budget / 4);
+        if deadline <= Instant::now() {
+            flags.stop.store(true, Ordering::Relaxed);
+        } else {
+            shared.timer.arm(deadline, flags.clone());
+        }
+    }
+    let completion = complete(model, &mut session, &request, Some(&flags.stop));
+    shared.timer.disarm();
+    let completion = completion?;
+    sessions.put(&job.key, session);
+    if flags.is_cancelled() {
+        return Err(JobError::Cancelled);
+    }
+    let budget_exhausted = completion
+        .candidates
+        .iter()
+        .any(|c| c.finish == FinishReason::Cancelled);
+    Ok(JobOutcome {
+        completion,
+        model: model.name.clone(),
+        n_prefilled_tokens: n_prefilled,
+        n_reused_tokens: n_reused,
+        budget_exhausted,
+        queue_secs: 0.0,
+        run_secs: started.elapsed().as_secs_f64(),
+    })
+}

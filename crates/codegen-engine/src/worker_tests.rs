@@ -1,0 +1,238 @@
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use codegen_context::Language;
+use codegen_model::testing::{write_tiny_gguf, TinyConfig};
+
+use crate::*;
+
+fn tiny() -> (tempfile::TempDir, Arc<LoadedModel>) {
+    tiny_with(TinyConfig::default())
+}
+
+fn tiny_with(config: TinyConfig) -> (tempfile::TempDir, Arc<LoadedModel>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    write_tiny_gguf(&path, &config).unwrap();
+    let model = LoadedModel::load("tiny", &path, &candle_core::Device::Cpu).unwrap();
+    (dir, Arc::new(model))
+}
+
+fn job(key: &str, text: &str, max_tokens: usize) -> Job {
+    Job {
+        key: key.to_string(),
+        doc: Arc::new(Document::new(text.to_string(), Some(Language::Python))),
+        cursor: text.len(),
+        path: "m.py".into(),
+        neighbours: Vec::new(),
+        settings: CompletionSettings {
+            max_tokens,
+            ..CompletionSettings::default()
+        },
+        time_budget: None,
+    }
+}
+
+fn run(worker: &EngineWorker, job: Job) -> Result<JobOutcome, JobError> {
+    let (tx, rx) = mpsc::channel();
+    worker.submit(job, Box::new(move |r| tx.send(r).unwrap()));
+    rx.recv_timeout(Duration::from_secs(120)).unwrap()
+}
+
+#[test]
+fn a_one_character_edit_prefills_only_the_new_tokens() {
+    let (_dir, model) = tiny();
+    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    worker.set_model(Some(model));
+    let text = "import os\n\ndef list_files(path):\n    names = os.listdir(path)\n    retur";
+    let first = run(&worker, job("a.py", text, 4)).unwrap();
+    assert_eq!(first.n_reused_tokens, 0);
+    assert!(
+        first.n_prefilled_tokens > 40,
+        "{}",
+        first.n_prefilled_tokens
+    );
+    let before = worker.counters().snapshot();
+
+    let typed = format!("{text}n");
+    let second = run(&worker, job("a.py", &typed, 4)).unwrap();
+    let after = worker.counters().snapshot();
+    let n_prompt = second.completion.n_prompt_tokens;
+    assert!(
+        second.n_prefilled_tokens <= 2,
+        "prefilled {}",
+        second.n_prefilled_tokens
+    );
+    assert_eq!(second.n_reused_tokens + second.n_prefilled_tokens, n_prompt);
+    assert_eq!(
+        after.tokens_prefilled - before.tokens_prefilled,
+        second.n_prefilled_tokens as u64
+    );
+    assert_eq!(
+        after.tokens_reused - before.tokens_reused,
+        second.n_reused_tokens as u64
+    );
+    assert_eq!(after.jobs_completed, 2);
+}
+
+#[test]
+fn another_document_gets_its_own_session() {
+    let (_dir, model) = tiny();
+    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    worker.set_model(Some(model));
+    let text = "def f(x):\n    return x + 1\n\ny = ";
+    run(&worker, job("a.py", text, 2)).unwrap();
+    let other = run(&worker, job("b.py", text, 2)).unwrap();
+    assert_eq!(other.n_reused_tokens, 0);
+    let again = run(&worker, job("a.py", text, 2)).unwrap();
+    assert!(again.n_reused_tokens + 1 >= again.completion.n_prompt_tokens);
+}
+
+#[test]
+fn a_newer_job_for_the_same_key_cancels_the_older() {
+    let (_dir, model) = tiny();
+    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    worker.set_model(Some(model));
+    let (tx, rx) = mpsc::channel();
+    let n_jobs = 6;
+    for idx in 0..n_jobs {
+        let tx = tx.clone();
+        let text = format!("x = {idx}\ny = ");
+        worker.submit(
+            job("same.py", &text, 400),
+            Box::new(move |r| {
+                tx.send((idx, r.map(|o| o.completion.n_generated_tokens)))
+                    .unwrap()
+            }),
+        );
+    }
+    let mut results: Vec<_> = (0..n_jobs)
+        .map(|_| rx.recv_timeout(Duration::from_secs(120)).unwrap())
+        .collect();
+    results.sort_by_key(|(idx, _)| *idx);
+    // Every job gets exactly one reply; all but the last are cancelled
+    // (the first may have finished before the others arrived).
+    assert_eq!(results.len(), n_jobs);
+    assert!(results[n_jobs - 1].1.is_ok());
+    for (idx, result) in &results[1..n_jobs - 1] {
+        assert!(
+            matches!(result, Err(JobError::Cancelled)),
+            "job {idx}: {result:?}"
+        );
+    }
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn a_cancelled_handle_stops_generation() {
+    let (_dir, model) = tiny();
+    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    worker.set_model(Some(model));
+    let (tx, rx) = mpsc::channel();
+    let handle = worker.submit(
+        job("a.py", "y = ", 100_000),
+        Box::new(move |r| tx.send(r).unwrap()),
+    );
+    handle.cancel();
+    let result = rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert!(matches!(result, Err(JobError::Cancelled)), "{result:?}");
+}
+
+#[test]
+fn the_time_budget_returns_a_partial_result() {
+    let (_dir, model) = tiny();
+    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    worker.set_model(Some(model));
+    // A budget already spent when generation starts: nothing is generated,
+    // and the (empty) partial result is returned rather than an error.
+    let mut spent = job("a.py", "def f(x):\n    y = ", 1_000);
+    spent.time_budget = Some(Duration::ZERO);
+    let outcome = run(&worker, spent).unwrap();
+    assert!(outcome.budget_exhausted);
+    assert_eq!(outcome.completion.n_generated_tokens, 0);
+    assert_eq!(worker.counters().snapshot().budget_exhausted, 1);
+    // A generous budget is not hit.
+    let mut roomy = job("a.py", "def f(x):\n    y = ", 4);
+    roomy.time_budget = Some(Duration::from_secs(600));
+    let outcome = run(&worker, roomy).unwrap();
+    assert!(!outcome.budget_exhausted);
+    assert_eq!(worker.counters().snapshot().budget_exhausted, 1);
+}
+
+#[test]
+fn without_a_model_jobs_fail_cleanly() {
+    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    let result = run(&worker, job("a.py", "x", 1));
+    assert!(matches!(result, Err(JobError::NoModel)), "{result:?}");
+}
+
+#[test]
+fn session_cache_keeps_the_most_recent_within_its_limits() {
+    let (_dir, model) = tiny();
+    let mut cache = SessionCache::new(SessionCacheConfig {
+        max_bytes: usize::MAX,
+        max_sessions: 2,
+    });
+    for key in ["a", "b", "c"] {
+        cache.put(key, model.model.new_session().unwrap());
+    }
+    assert_eq!(cache.keys(), vec!["b".to_string(), "c".to_string()]);
+    assert!(cache.take("a").is_none());
+    assert!(cache.take("b").is_some());
+    assert_eq!(cache.len(), 1);
+
+    let mut session = model.model.new_session().unwrap();
+    let tokens = model.tokenizer.encode("def f(x): return x").unwrap();
+    codegen_model::prefill_reusing(&model.model, &mut session, &tokens).unwrap();
+    let one = session.memory_bytes();
+    assert!(one > 0);
+    let mut small = SessionCache::new(SessionCacheConfig {
+        max_bytes: one,
+        max_sessions: 8,
+    });
+    small.put("a", session.fork().unwrap());
+    small.put("b", session);
+    assert_eq!(small.keys(), vec!["b".to_string()]);
+}
+
+#[test]
+fn typed_through_answers_while_the_typing_matches() {
+    let mut cache = TypedThroughCache::new();
+    let text = "def f(x):\n    return \n";
+    let cursor = text.find("return ").unwrap() + 7;
+    let doc = Arc::new(Document::new(text.to_string(), Some(Language::Python)));
+    cache.remember("a", doc, cursor, "x * 2", "id1");
+
+    let mut typed = Document::new(text.to_string(), Some(Language::Python));
+    typed.apply_edit(cursor, cursor, "x ");
+    let hit = cache.lookup("a", &typed, cursor + 2).unwrap();
+    assert_eq!(hit.rest, "* 2");
+    assert_eq!(hit.id, "id1");
+    // Unchanged document, same cursor: the whole suggestion.
+    let same = Document::new(text.to_string(), Some(Language::Python));
+    assert_eq!(cache.lookup("a", &same, cursor).unwrap().rest, "x * 2");
+    // Divergence clears the entry for good.
+    let mut wrong = Document::new(text.to_string(), Some(Language::Python));
+    wrong.apply_edit(cursor, cursor, "y");
+    assert!(cache.lookup("a", &wrong, cursor + 1).is_none());
+    assert!(cache.lookup("a", &typed, cursor + 2).is_none());
+}
+
+#[test]
+fn typed_through_misses_on_edits_elsewhere_and_on_other_documents() {
+    let mut cache = TypedThroughCache::new();
+    let text = "a = 1\nb = \n";
+    let cursor = text.find("b = ").unwrap() + 4;
+    let doc = Arc::new(Document::new(text.to_string(), None));
+    cache.remember("a", doc.clone(), cursor, "2", "id");
+    assert!(cache.lookup("other", &doc, cursor).is_none());
+    let mut elsewhere = Document::new(text.to_string(), None);
+    elsewhere.apply_edit(0, 0, "#");
+    assert!(cache.lookup("a", &elsewhere, cursor + 1).is_none());
+    // Typing the whole suggestion leaves nothing to suggest.
+    cache.remember("a", doc, cursor, "2", "id");
+    let mut done = Document::new(text.to_string(), None);
+    done.apply_edit(cursor, cursor, "2");
+    assert!(cache.lookup("a", &done, cursor + 1).is_none());
+}

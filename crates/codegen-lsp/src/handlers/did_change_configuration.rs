@@ -1,0 +1,26 @@
+//! `workspace/didChangeConfiguration`: `{settings: {codegen: {...}}}`;
+//! a new model, device or thread count reloads the model.
+
+use std::sync::Arc;
+
+use tower_lsp_server::ls_types::{DidChangeConfigurationParams, MessageType};
+
+use crate::state::{lock, ServerState};
+
+pub(crate) async fn handle(state: &Arc<ServerState>, params: DidChangeConfigurationParams) {
+    let (warnings, reload) = {
+        let mut settings = lock(&state.settings);
+        let before = settings.clone();
+        let warnings = settings.merge_json(&params.settings);
+        (warnings, settings.model_differs(&before))
+    };
+    for message in warnings {
+        state
+            .client
+            .log_message(MessageType::WARNING, format!("codegen: {message}"))
+            .await;
+    }
+    if reload {
+        crate::load::start_loading(state.clone());
+    }
+}

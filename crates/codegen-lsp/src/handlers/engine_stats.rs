@@ -1,0 +1,26 @@
+//! `codegen/engineStats`: the engine's counters and the server's state,
+//! for benchmarks, tests and curious users.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tower_lsp_server::jsonrpc::Result;
+
+use crate::state::{lock, ServerState};
+
+pub(crate) async fn handle(state: &Arc<ServerState>) -> Result<Value> {
+    let c = state.counters.snapshot();
+    Ok(json!({
+        "status": state.status(),
+        "openDocuments": lock(&state.documents).len(),
+        "jobsSubmitted": c.jobs_submitted,
+        "jobsCompleted": c.jobs_completed,
+        "jobsCancelled": c.jobs_cancelled,
+        "jobsFailed": c.jobs_failed,
+        "tokensPrefilled": c.tokens_prefilled,
+        "tokensReused": c.tokens_reused,
+        "tokensGenerated": c.tokens_generated,
+        "typedThroughHits": c.typed_through_hits,
+        "budgetExhausted": c.budget_exhausted,
+    }))
+}

@@ -1,0 +1,194 @@
+//! Server settings: from the command line, `initializationOptions` and
+//! `workspace/didChangeConfiguration` (`{settings: {codegen: {...}}}`).
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// How several candidates are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Rank {
+    /// Highest mean token log-probability first.
+    Logprob,
+    /// In sampling order.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    /// Model name or GGUF path; `None` is the default model.
+    pub model: Option<String>,
+    pub device: String,
+    pub threads: Option<usize>,
+    pub max_tokens: usize,
+    pub temperature: f32,
+    pub n: usize,
+    pub rank: Rank,
+    /// Base debounce of automatic triggers (explicit ones have none).
+    pub debounce_ms: u64,
+    /// After this long the best partial suggestion is returned (0: none).
+    pub time_budget_ms: u64,
+    /// Prompt budget before the cursor, in tokens.
+    pub max_prefix_tokens: usize,
+    /// Prompt budget after the cursor, in tokens. Small by default: with
+    /// fill-in-the-middle the suffix follows the prefix in the prompt, so a
+    /// keystroke recomputes all of it.
+    pub max_suffix_tokens: usize,
+    /// LSP language ids to complete in; `None` means all.
+    pub languages: Option<Vec<String>>,
+    pub enabled: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            model: None,
+            device: "cpu".into(),
+            threads: None,
+            max_tokens: 128,
+            temperature: 0.0,
+            n: 1,
+            rank: Rank::Logprob,
+            debounce_ms: 75,
+            time_budget_ms: 2000,
+            max_prefix_tokens: 1024,
+            max_suffix_tokens: 64,
+            languages: None,
+            enabled: true,
+        }
+    }
+}
+
+impl Settings {
+    /// Whether a setting that needs a model reload differs.
+    pub fn model_differs(&self, other: &Settings) -> bool {
+        self.model != other.model || self.device != other.device || self.threads != other.threads
+    }
+
+    pub fn language_enabled(&self, language_id: &str) -> bool {
+        match &self.languages {
+            Some(ids) => ids.iter().any(|id| id == language_id),
+            None => true,
+        }
+    }
+
+    /// Applies the fields present in `value` (an object with camelCase
+    /// keys; `{codegen: {...}}` is unwrapped). Fields of the wrong type are
+    /// skipped; the returned messages say which.
+    pub fn merge_json(&mut self, value: &Value) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let value = value.get("codegen").unwrap_or(value);
+        let Some(object) = value.as_object() else {
+            if !value.is_null() {
+                warnings.push(format!("codegen settings must be an object, got {value}"));
+            }
+            return warnings;
+        };
+        for (key, field) in object {
+            let ok = match key.as_str() {
+                "model" => match field {
+                    Value::Null => {
+                        self.model = None;
+                        true
+                    }
+                    Value::String(s) if s.is_empty() => {
+                        self.model = None;
+                        true
+                    }
+                    Value::String(s) => {
+                        self.model = Some(s.clone());
+                        true
+                    }
+                    _ => false,
+                },
+                "device" => set(&mut self.device, field.as_str().map(str::to_string)),
+                "threads" => match field {
+                    Value::Null => {
+                        self.threads = None;
+                        true
+                    }
+                    _ => set_some(&mut self.threads, as_usize(field).filter(|n| *n > 0)),
+                },
+                "maxTokens" => set(&mut self.max_tokens, as_usize(field).filter(|n| *n > 0)),
+                "temperature" => set(
+                    &mut self.temperature,
+                    field
+                        .as_f64()
+                        .filter(|t| (0.0..=5.0).contains(t))
+                        .map(|t| t as f32),
+                ),
+                "n" => set(
+                    &mut self.n,
+                    as_usize(field).filter(|n| (1..=16).contains(n)),
+                ),
+                "rank" => set(
+                    &mut self.rank,
+                    match field {
+                        Value::Bool(true) => Some(Rank::Logprob),
+                        Value::Bool(false) => Some(Rank::None),
+                        Value::String(s) if s == "logprob" => Some(Rank::Logprob),
+                        Value::String(s) if s == "none" => Some(Rank::None),
+                        _ => None,
+                    },
+                ),
+                "debounceMs" => set(&mut self.debounce_ms, field.as_u64()),
+                "timeBudgetMs" => set(&mut self.time_budget_ms, field.as_u64()),
+                "maxPrefixTokens" => set(
+                    &mut self.max_prefix_tokens,
+                    as_usize(field).filter(|n| *n > 0),
+                ),
+                "maxSuffixTokens" => set(&mut self.max_suffix_tokens, as_usize(field)),
+                "languages" => match field {
+                    Value::Null => {
+                        self.languages = None;
+                        true
+                    }
+                    Value::Array(items) => {
+                        let ids: Option<Vec<String>> = items
+                            .iter()
+                            .map(|v| v.as_str().map(str::to_string))
+                            .collect();
+                        set_some(&mut self.languages, ids)
+                    }
+                    _ => false,
+                },
+                "enabled" => set(&mut self.enabled, field.as_bool()),
+                _ => {
+                    warnings.push(format!("unknown codegen setting `{key}` ignored"));
+                    true
+                }
+            };
+            if !ok {
+                warnings.push(format!(
+                    "codegen setting `{key}` has an invalid value {field}; kept the previous one"
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+fn as_usize(value: &Value) -> Option<usize> {
+    value.as_u64().and_then(|n| usize::try_from(n).ok())
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) -> bool {
+    match value {
+        Some(v) => {
+            *slot = v;
+            true
+        }
+        None => false,
+    }
+}
+
+fn set_some<T>(slot: &mut Option<T>, value: Option<T>) -> bool {
+    match value {
+        Some(v) => {
+            *slot = Some(v);
+            true
+        }
+        None => false,
+    }
+}

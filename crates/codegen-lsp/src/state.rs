@@ -1,0 +1,212 @@
+//! Everything the handlers share. Handlers lock briefly, copy what they
+//! need (a snapshot) and release before any await or engine work.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use codegen_context::position::PositionEncoding;
+use codegen_engine::{Counters, EngineWorker, TypedThroughCache, WorkerConfig};
+use serde::{Deserialize, Serialize};
+use tower_lsp_server::ls_types::notification::Notification;
+use tower_lsp_server::Client;
+
+use crate::documents::Documents;
+use crate::settings::Settings;
+use crate::telemetry::TelemetryLog;
+
+/// Finds the GGUF file for a model setting (a name or a path; `None` is
+/// the default model): `(name, path)` or a message for the user.
+pub type ModelResolver =
+    Arc<dyn Fn(Option<&str>) -> Result<(String, PathBuf), String> + Send + Sync>;
+
+/// How the server is set up by its host (the CLI or a test).
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Defaults; `initializationOptions` and configuration changes override.
+    pub settings: Settings,
+    pub resolve_model: ModelResolver,
+    /// Where acceptance telemetry is appended (`None`: nowhere).
+    pub telemetry_path: Option<PathBuf>,
+    pub worker: WorkerConfig,
+    /// Registers `codegen/debugPanic` (its handler panics) and
+    /// `codegen/debugDocument` (the server's copy of a document), for tests.
+    pub debug_methods: bool,
+}
+
+impl ServerOptions {
+    /// Options whose model setting must be a GGUF path.
+    pub fn with_paths_only() -> Self {
+        Self {
+            settings: Settings::default(),
+            resolve_model: Arc::new(|spec| match spec {
+                Some(path) if std::path::Path::new(path).is_file() => {
+                    let name = std::path::Path::new(path)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| path.to_string());
+                    Ok((name, PathBuf::from(path)))
+                }
+                Some(path) => Err(format!("model file {path} does not exist")),
+                None => Err("no model configured: set `model` to a GGUF file".into()),
+            }),
+            telemetry_path: None,
+            worker: WorkerConfig::default(),
+            debug_methods: false,
+        }
+    }
+}
+
+/// `codegen/status`: what editor plugins show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusParams {
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_latency_ms: Option<f64>,
+}
+
+pub enum CodegenStatus {}
+
+impl Notification for CodegenStatus {
+    type Params = StatusParams;
+    const METHOD: &'static str = "codegen/status";
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ModelState {
+    NotStarted,
+    Loading,
+    Ready(String),
+    Error(String),
+}
+
+/// A suggestion returned to the editor, kept for acceptance telemetry.
+#[derive(Debug, Clone)]
+pub(crate) struct ShownSuggestion {
+    pub model: String,
+    pub language: String,
+    pub latency_ms: f64,
+    pub length: usize,
+}
+
+/// Remembered suggestions, oldest dropped first.
+const MAX_REMEMBERED: usize = 2048;
+
+#[derive(Default)]
+pub(crate) struct ShownLog {
+    by_id: HashMap<String, ShownSuggestion>,
+    order: VecDeque<String>,
+}
+
+impl ShownLog {
+    pub fn insert(&mut self, id: String, shown: ShownSuggestion) {
+        if self.order.len() >= MAX_REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+        self.order.push_back(id.clone());
+        self.by_id.insert(id, shown);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ShownSuggestion> {
+        self.by_id.get(id)
+    }
+}
+
+pub(crate) struct ServerState {
+    pub options: ServerOptions,
+    pub settings: Mutex<Settings>,
+    pub encoding: Mutex<PositionEncoding>,
+    pub documents: Mutex<Documents>,
+    pub worker: EngineWorker,
+    pub counters: Arc<Counters>,
+    pub typed_through: Mutex<TypedThroughCache>,
+    pub model_state: Mutex<ModelState>,
+    pub shown: Mutex<ShownLog>,
+    pub telemetry: TelemetryLog,
+    pub client_supports_progress: AtomicBool,
+    pub shutdown_requested: AtomicBool,
+    pub next_suggestion_id: AtomicU64,
+    /// Bumped by each model load; a load that finishes after a newer one
+    /// started is dropped.
+    pub load_generation: AtomicU64,
+    pub last_latency_ms: Mutex<Option<f64>>,
+    /// Messages from before `initialized`, when the client may not be sent any.
+    pub pending_log: Mutex<Vec<String>>,
+    pub client: Client,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Handlers never leave shared state half-written across a panic point.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ServerState {
+    pub fn new(client: Client, options: ServerOptions, worker: EngineWorker) -> Self {
+        let counters = worker.counters();
+        Self {
+            settings: Mutex::new(options.settings.clone()),
+            telemetry: TelemetryLog::new(options.telemetry_path.clone()),
+            options,
+            encoding: Mutex::new(PositionEncoding::Utf16),
+            documents: Mutex::new(Documents::default()),
+            worker,
+            counters,
+            typed_through: Mutex::new(TypedThroughCache::new()),
+            model_state: Mutex::new(ModelState::NotStarted),
+            shown: Mutex::new(ShownLog::default()),
+            client_supports_progress: AtomicBool::new(false),
+            shutdown_requested: AtomicBool::new(false),
+            next_suggestion_id: AtomicU64::new(1),
+            load_generation: AtomicU64::new(0),
+            last_latency_ms: Mutex::new(None),
+            pending_log: Mutex::new(Vec::new()),
+            client,
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    pub fn encoding(&self) -> PositionEncoding {
+        *lock(&self.encoding)
+    }
+
+    pub fn new_suggestion_id(&self) -> String {
+        format!(
+            "s{}",
+            self.next_suggestion_id.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    pub fn status(&self) -> StatusParams {
+        let last_latency_ms = *lock(&self.last_latency_ms);
+        let (state, model, message) = match &*lock(&self.model_state) {
+            ModelState::NotStarted | ModelState::Loading => {
+                ("loading", self.settings().model, None)
+            }
+            ModelState::Ready(name) => ("ready", Some(name.clone()), None),
+            ModelState::Error(msg) => ("error", self.settings().model, Some(msg.clone())),
+        };
+        StatusParams {
+            state: state.into(),
+            model,
+            message,
+            last_latency_ms,
+        }
+    }
+
+    pub async fn send_status(&self) {
+        self.client
+            .send_notification::<CodegenStatus>(self.status())
+            .await;
+    }
+}

@@ -1,0 +1,246 @@
+//! The completion pipeline shared by `textDocument/inlineCompletion` and
+//! `textDocument/completion`: snapshot, typed-through cache, debounce, the
+//! engine worker, ranking and telemetry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codegen_context::position::{LineIndex, Position as ContextPosition};
+use codegen_context::PromptConfig;
+use codegen_engine::{CompletionSettings, Job, JobError, JobHandle};
+use serde_json::json;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::{Command, Position, Range, Uri};
+
+use crate::documents::{language_of, to_context};
+use crate::settings::Rank;
+use crate::state::{lock, ModelState, ServerState, ShownSuggestion};
+use crate::telemetry::{now_ms, EventKind, TelemetryEvent};
+
+pub(crate) const ACCEPT_COMMAND: &str = "codegen.accepted";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// While typing: debounced.
+    Automatic,
+    /// Asked for by the user: at once.
+    Explicit,
+}
+
+/// One suggestion at the cursor.
+pub(crate) struct Suggestion {
+    pub id: String,
+    /// Text to insert at the cursor.
+    pub text: String,
+    /// The line's text before the cursor.
+    pub line_prefix: String,
+    /// From the start of the line to the cursor, in the client's encoding.
+    pub line_range: Range,
+}
+
+impl Suggestion {
+    pub fn accept_command(&self) -> Command {
+        Command {
+            title: "codegen: suggestion accepted".into(),
+            command: ACCEPT_COMMAND.into(),
+            arguments: Some(vec![json!({"id": self.id, "kind": "full"})]),
+        }
+    }
+}
+
+/// Cancels the engine job when the request's future is dropped (the client
+/// sent `$/cancelRequest`, or the server is going away).
+struct CancelOnDrop(JobHandle);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+pub(crate) fn debounce(base_ms: u64, typing_interval_ms: Option<f64>) -> Duration {
+    if base_ms == 0 {
+        return Duration::ZERO;
+    }
+    let base = base_ms as f64;
+    // Fast typists wait a little longer than their rhythm, slow ones less
+    // than the base: the request starts when a pause is likely.
+    let ms = match typing_interval_ms {
+        Some(interval) => (interval * 1.5).clamp(base / 2.0, base * 3.0),
+        None => base,
+    };
+    Duration::from_secs_f64(ms / 1000.0)
+}
+
+pub(crate) async fn suggest(
+    state: &Arc<ServerState>,
+    uri: &Uri,
+    position: Position,
+    trigger: Trigger,
+) -> Result<Vec<Suggestion>> {
+    let started = Instant::now();
+    let settings = state.settings();
+    let encoding = state.encoding();
+    let (doc, language_id, path, seq, typing_interval) = {
+        let mut documents = lock(&state.documents);
+        let Some(entry) = documents.get_mut(uri) else {
+            return Err(Error::invalid_params(format!(
+                "document {} is not open (send textDocument/didOpen first)",
+                uri.as_str()
+            )));
+        };
+        entry.request_seq += 1;
+        (
+            entry.doc.clone(),
+            entry.language_id.clone(),
+            entry.path.clone(),
+            entry.request_seq,
+            entry.typing_interval_ms,
+        )
+    };
+    let text = doc.text();
+    let index = LineIndex::new(text);
+    let cursor = index
+        .offset(text, to_context(position), encoding)
+        .map_err(|e| {
+            Error::invalid_params(format!(
+                "position {}:{} is not in the document: {e}",
+                position.line, position.character
+            ))
+        })?;
+    if !settings.enabled || !settings.language_enabled(&language_id) {
+        return Ok(Vec::new());
+    }
+    let line_start = index
+        .offset(text, ContextPosition::new(position.line, 0), encoding)
+        .unwrap_or(cursor);
+    let line_prefix = text.get(line_start..cursor).unwrap_or("").to_string();
+    let line_range = Range::new(Position::new(position.line, 0), position);
+
+    let hit = lock(&state.typed_through).lookup(uri.as_str(), &doc, cursor);
+    if let Some(hit) = hit {
+        state.counters.record_typed_through_hit();
+        return Ok(vec![Suggestion {
+            id: hit.id,
+            text: hit.rest,
+            line_prefix,
+            line_range,
+        }]);
+    }
+    if !matches!(&*lock(&state.model_state), ModelState::Ready(_)) {
+        return Ok(Vec::new());
+    }
+    if trigger == Trigger::Automatic {
+        let delay = debounce(settings.debounce_ms, typing_interval);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+            let latest = lock(&state.documents).get(uri).map(|d| d.request_seq);
+            if latest != Some(seq) {
+                return Ok(Vec::new()); // a newer request for this document
+            }
+        }
+    }
+
+    let neighbours = lock(&state.documents).neighbours(uri);
+    let job = Job {
+        key: uri.as_str().to_string(),
+        doc: doc.clone(),
+        cursor,
+        path,
+        neighbours,
+        settings: CompletionSettings {
+            n: settings.n.max(1),
+            max_tokens: settings.max_tokens,
+            temperature: settings.temperature,
+            prompt: PromptConfig {
+                max_prefix_tokens: settings.max_prefix_tokens,
+                max_suffix_tokens: settings.max_suffix_tokens,
+                ..PromptConfig::default()
+            },
+            ..CompletionSettings::default()
+        },
+        time_budget: (settings.time_budget_ms > 0)
+            .then(|| Duration::from_millis(settings.time_budget_ms)),
+    };
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    let handle = state.worker.submit(
+        job,
+        Box::new(move |result| {
+            let _ = reply_tx.send(result);
+        }),
+    );
+    let _cancel_on_drop = CancelOnDrop(handle);
+    let result = reply_rx.await.map_err(|_| Error::internal_error())?;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(JobError::Cancelled | JobError::NoModel) => return Ok(Vec::new()),
+        Err(err @ JobError::Engine(codegen_engine::EngineError::CursorOutOfRange { .. })) => {
+            return Err(Error::invalid_params(err.to_string()))
+        }
+        Err(err) => {
+            let mut error = Error::internal_error();
+            error.message = format!("codegen: {err}").into();
+            return Err(error);
+        }
+    };
+
+    let mut candidates = outcome.completion.candidates;
+    if settings.rank == Rank::Logprob {
+        candidates.sort_by(|a, b| b.mean_logprob.total_cmp(&a.mean_logprob));
+    }
+    let mut texts: Vec<String> = Vec::new();
+    for candidate in candidates {
+        if !candidate.text.trim().is_empty() && !texts.contains(&candidate.text) {
+            texts.push(candidate.text);
+        }
+    }
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    *lock(&state.last_latency_ms) = Some(latency_ms);
+    let language = language_of(&language_id, "")
+        .map(|l| format!("{l:?}").to_lowercase())
+        .unwrap_or_else(|| language_id.clone());
+    let suggestions: Vec<Suggestion> = texts
+        .into_iter()
+        .map(|text| Suggestion {
+            id: state.new_suggestion_id(),
+            text,
+            line_prefix: line_prefix.clone(),
+            line_range,
+        })
+        .collect();
+    {
+        let mut shown = lock(&state.shown);
+        for suggestion in &suggestions {
+            shown.insert(
+                suggestion.id.clone(),
+                ShownSuggestion {
+                    model: outcome.model.clone(),
+                    language: language.clone(),
+                    latency_ms,
+                    length: suggestion.text.len(),
+                },
+            );
+        }
+    }
+    match suggestions.first() {
+        Some(best) => {
+            lock(&state.typed_through).remember(uri.as_str(), doc, cursor, &best.text, &best.id);
+            let event = TelemetryEvent {
+                ts_ms: now_ms(),
+                event: EventKind::Shown,
+                id: best.id.clone(),
+                model: outcome.model.clone(),
+                language,
+                latency_ms: Some(latency_ms),
+                length: best.text.len(),
+                accepted_length: None,
+            };
+            if let Err(err) = state.telemetry.append(&event) {
+                tracing::warn!("cannot write telemetry: {err}");
+            }
+        }
+        None => lock(&state.typed_through).forget(uri.as_str()),
+    }
+    state.send_status().await;
+    Ok(suggestions)
+}

@@ -1,0 +1,194 @@
+//! Local acceptance telemetry: one JSON object per line, appended to a file
+//! in the cache directory, and the statistics `codegen stats` prints.
+//! Nothing here touches the network.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// What happened to a suggestion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Returned to the editor.
+    Shown,
+    /// The client said it displayed it.
+    Displayed,
+    Accepted,
+    Partial,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryEvent {
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    pub event: EventKind,
+    pub id: String,
+    pub model: String,
+    pub language: String,
+    /// Time from request to reply (shown events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Length of the suggestion, in bytes.
+    pub length: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_length: Option<usize>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Appends events to a JSONL file; failures are reported once, never fatal.
+pub struct TelemetryLog {
+    path: Option<PathBuf>,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl TelemetryLog {
+    pub fn new(path: Option<PathBuf>) -> Self {
+        Self {
+            path,
+            file: Mutex::new(None),
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn append(&self, event: &TelemetryEvent) -> std::io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if file.is_none() {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            *file = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            );
+        }
+        let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
+        line.push('\n');
+        match file.as_mut() {
+            Some(f) => f.write_all(line.as_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Events of a JSONL file; unreadable lines are skipped and counted.
+pub fn read_events(path: &Path) -> std::io::Result<(Vec<TelemetryEvent>, usize)> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let mut events = Vec::new();
+    let mut n_bad = 0;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(&line) {
+            Ok(event) => events.push(event),
+            Err(_) => n_bad += 1,
+        }
+    }
+    Ok((events, n_bad))
+}
+
+/// Acceptance and latency of one model in one language.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupStats {
+    pub model: String,
+    pub language: String,
+    pub shown: usize,
+    pub accepted: usize,
+    pub partially_accepted: usize,
+    /// (accepted + partially accepted) / shown.
+    pub acceptance_rate: f64,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub accepted_bytes: usize,
+}
+
+/// The `p`-th percentile (0..=100) of `values`, nearest rank.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Statistics per (model, language) of the events at or after `since_ms`.
+pub fn summarize(events: &[TelemetryEvent], since_ms: Option<u64>) -> Vec<GroupStats> {
+    #[derive(Default)]
+    struct Acc {
+        shown: usize,
+        accepted: usize,
+        partial: usize,
+        latencies: Vec<f64>,
+        accepted_bytes: usize,
+    }
+    let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    for event in events {
+        if since_ms.is_some_and(|since| event.ts_ms < since) {
+            continue;
+        }
+        let acc = groups
+            .entry((event.model.clone(), event.language.clone()))
+            .or_default();
+        match event.event {
+            EventKind::Shown => {
+                acc.shown += 1;
+                if let Some(ms) = event.latency_ms {
+                    acc.latencies.push(ms);
+                }
+            }
+            EventKind::Displayed => {}
+            EventKind::Accepted => {
+                acc.accepted += 1;
+                acc.accepted_bytes += event.accepted_length.unwrap_or(event.length);
+            }
+            EventKind::Partial => {
+                acc.partial += 1;
+                acc.accepted_bytes += event.accepted_length.unwrap_or(0);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((model, language), acc)| GroupStats {
+            model,
+            language,
+            shown: acc.shown,
+            accepted: acc.accepted,
+            partially_accepted: acc.partial,
+            acceptance_rate: if acc.shown == 0 {
+                0.0
+            } else {
+                (acc.accepted + acc.partial) as f64 / acc.shown as f64
+            },
+            latency_p50_ms: percentile(&acc.latencies, 50.0),
+            latency_p95_ms: percentile(&acc.latencies, 95.0),
+            accepted_bytes: acc.accepted_bytes,
+        })
+        .collect()
+}

@@ -1,0 +1,92 @@
+use serde_json::json;
+
+use crate::settings::{Rank, Settings};
+use crate::telemetry::{percentile, summarize, EventKind, TelemetryEvent};
+
+#[test]
+fn settings_merge_known_fields_and_report_bad_ones() {
+    let mut settings = Settings::default();
+    let warnings = settings.merge_json(&json!({"codegen": {
+        "model": "qwen2.5-coder-1.5b", "device": "cuda", "threads": 3, "maxTokens": 64,
+        "temperature": 0.2, "n": 3, "rank": "none", "debounceMs": 10, "timeBudgetMs": 500,
+        "languages": ["python", "rust"], "enabled": false, "maxPrefixTokens": 512,
+        "maxSuffixTokens": 0,
+    }}));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(settings.model.as_deref(), Some("qwen2.5-coder-1.5b"));
+    assert_eq!(settings.device, "cuda");
+    assert_eq!(settings.threads, Some(3));
+    assert_eq!(
+        (settings.max_tokens, settings.n, settings.rank),
+        (64, 3, Rank::None)
+    );
+    assert_eq!((settings.debounce_ms, settings.time_budget_ms), (10, 500));
+    assert!(settings.language_enabled("rust") && !settings.language_enabled("go"));
+    assert!(!settings.enabled);
+    assert_eq!(
+        (settings.max_prefix_tokens, settings.max_suffix_tokens),
+        (512, 0)
+    );
+    assert!(settings.model_differs(&Settings::default()));
+    // Editors may send `rank` as a switch.
+    assert!(settings.merge_json(&json!({"rank": true})).is_empty());
+    assert_eq!(settings.rank, Rank::Logprob);
+
+    let before = settings.clone();
+    let warnings = settings
+        .merge_json(&json!({"maxTokens": "lots", "n": 0, "languages": [1], "colour": "red"}));
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    assert_eq!(settings, before);
+    assert_eq!(settings.merge_json(&json!(5)).len(), 1);
+    assert!(settings.merge_json(&json!(null)).is_empty());
+}
+
+fn event(kind: EventKind, model: &str, latency_ms: Option<f64>, ts_ms: u64) -> TelemetryEvent {
+    TelemetryEvent {
+        ts_ms,
+        event: kind,
+        id: "s1".into(),
+        model: model.into(),
+        language: "python".into(),
+        latency_ms,
+        length: 10,
+        accepted_length: None,
+    }
+}
+
+#[test]
+fn stats_group_by_model_and_language_within_the_window() {
+    let events = vec![
+        event(EventKind::Shown, "a", Some(100.0), 10),
+        event(EventKind::Shown, "a", Some(300.0), 20),
+        event(EventKind::Shown, "a", Some(200.0), 30),
+        event(EventKind::Shown, "a", Some(400.0), 40),
+        event(EventKind::Accepted, "a", None, 41),
+        event(EventKind::Partial, "a", None, 42),
+        event(EventKind::Shown, "b", Some(50.0), 1),
+    ];
+    let stats = summarize(&events, None);
+    assert_eq!(stats.len(), 2);
+    let a = &stats[0];
+    assert_eq!((a.shown, a.accepted, a.partially_accepted), (4, 1, 1));
+    assert_eq!(a.acceptance_rate, 0.5);
+    assert_eq!(a.latency_p50_ms, Some(200.0));
+    assert_eq!(a.latency_p95_ms, Some(400.0));
+    assert_eq!(a.accepted_bytes, 10);
+    let recent = summarize(&events, Some(25));
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0].shown, 2);
+    assert_eq!(percentile(&[], 50.0), None);
+}
+
+#[test]
+fn the_debounce_follows_the_typing_rhythm_within_bounds() {
+    use crate::suggest::debounce;
+    use std::time::Duration;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    assert_eq!(debounce(0, Some(100.0)), Duration::ZERO);
+    assert_eq!(ms(debounce(75, None)), 75.0);
+    assert_eq!(ms(debounce(75, Some(100.0))), 150.0);
+    assert_eq!(ms(debounce(75, Some(10.0))), 37.5);
+    assert_eq!(ms(debounce(75, Some(1000.0))), 225.0);
+}

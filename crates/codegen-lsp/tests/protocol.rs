@@ -1,0 +1,807 @@
+//! Protocol and robustness tests: the server runs in-process over a duplex
+//! pipe and the test speaks raw JSON-RPC framed with Content-Length, so
+//! malformed input can be sent as it is. The model is a tiny random-weight
+//! GGUF written by the test.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use codegen_lsp::{serve, ServeOutcome, ServerOptions};
+use codegen_model::testing::{write_tiny_gguf, TinyConfig};
+use serde_json::{json, Value};
+use tokio::io::{
+    AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, ReadHalf, WriteHalf,
+};
+use tokio::task::JoinHandle;
+
+/// Guards against a hung server; not a timing assertion.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+struct Lsp {
+    writer: WriteHalf<DuplexStream>,
+    reader: BufReader<ReadHalf<DuplexStream>>,
+    next_id: i64,
+    /// Notifications received so far, in order.
+    notifications: Vec<Value>,
+    dir: tempfile::TempDir,
+    model_path: PathBuf,
+    server: Option<JoinHandle<std::io::Result<ServeOutcome>>>,
+}
+
+fn tiny_model(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("tiny.gguf");
+    write_tiny_gguf(&path, &TinyConfig::default()).unwrap();
+    path
+}
+
+impl Lsp {
+    fn start() -> Lsp {
+        let dir = tempfile::tempdir().unwrap();
+        let model_path = tiny_model(dir.path());
+        let mut options = ServerOptions::with_paths_only();
+        options.telemetry_path = Some(dir.path().join("telemetry.jsonl"));
+        options.debug_methods = true;
+        let (client_side, server_side) = tokio::io::duplex(1 << 16);
+        let (server_read, server_write) = tokio::io::split(server_side);
+        let server = tokio::spawn(serve(server_read, server_write, options));
+        let (reader, writer) = tokio::io::split(client_side);
+        Lsp {
+            writer,
+            reader: BufReader::new(reader),
+            next_id: 1,
+            notifications: Vec::new(),
+            dir,
+            model_path,
+            server: Some(server),
+        }
+    }
+
+    fn telemetry(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("telemetry.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    async fn send_raw(&mut self, body: &[u8]) {
+        let header = format!("Content-Length: {}\r\n\r\n", body.len());
+        self.writer.write_all(header.as_bytes()).await.unwrap();
+        self.writer.write_all(body).await.unwrap();
+        self.writer.flush().await.unwrap();
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.send_raw(message.to_string().as_bytes()).await;
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        id
+    }
+
+    async fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}))
+            .await;
+    }
+
+    async fn recv(&mut self) -> Value {
+        tokio::time::timeout(PATIENCE, self.recv_inner())
+            .await
+            .expect("the server answers")
+    }
+
+    async fn recv_inner(&mut self) -> Value {
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).await.unwrap();
+            assert!(n > 0, "the server closed its output");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(value) = line.strip_prefix("Content-Length: ") {
+                length = Some(value.parse::<usize>().unwrap());
+            }
+        }
+        let mut body = vec![0; length.expect("a Content-Length header")];
+        self.reader.read_exact(&mut body).await.unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The next response (answering server requests and keeping
+    /// notifications on the way).
+    async fn next_response(&mut self) -> Value {
+        loop {
+            let message = self.recv().await;
+            match (message.get("method"), message.get("id")) {
+                (Some(_), Some(id)) => {
+                    let id = id.clone();
+                    self.send(json!({"jsonrpc": "2.0", "id": id, "result": null}))
+                        .await;
+                }
+                (Some(_), None) => self.notifications.push(message),
+                _ => return message,
+            }
+        }
+    }
+
+    async fn response(&mut self, id: i64) -> Value {
+        let response = self.next_response().await;
+        assert_eq!(response["id"], json!(id), "{response}");
+        response
+    }
+
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.request(method, params).await;
+        self.response(id).await
+    }
+
+    async fn notification(&mut self, method: &str) -> Value {
+        loop {
+            if let Some(idx) = self
+                .notifications
+                .iter()
+                .position(|n| n["method"] == method)
+            {
+                return self.notifications.remove(idx);
+            }
+            let message = self.recv().await;
+            match (message.get("method"), message.get("id")) {
+                (Some(_), Some(id)) => {
+                    let id = id.clone();
+                    self.send(json!({"jsonrpc": "2.0", "id": id, "result": null}))
+                        .await;
+                }
+                (Some(_), None) => self.notifications.push(message),
+                _ => panic!("unexpected response {message}"),
+            }
+        }
+    }
+
+    /// The first `window/logMessage` whose message contains `needle`.
+    async fn log_containing(&mut self, needle: &str) -> String {
+        loop {
+            let log = self.notification("window/logMessage").await;
+            let message = log["params"]["message"].as_str().unwrap().to_string();
+            if message.contains(needle) {
+                return message;
+            }
+        }
+    }
+
+    async fn initialize_with(&mut self, encodings: &[&str], options: Value) -> Value {
+        let mut init_options = json!({
+            "model": self.model_path.to_str().unwrap(),
+            "debounceMs": 0,
+            "maxTokens": 8,
+            "timeBudgetMs": 0,
+        });
+        for (key, value) in options.as_object().unwrap() {
+            init_options[key] = value.clone();
+        }
+        let result = self
+            .call(
+                "initialize",
+                json!({
+                    "processId": null,
+                    "rootUri": null,
+                    "capabilities": {
+                        "general": {"positionEncodings": encodings},
+                        "window": {"workDoneProgress": true},
+                    },
+                    "initializationOptions": init_options,
+                }),
+            )
+            .await;
+        self.notify("initialized", json!({})).await;
+        loop {
+            let status = self.notification("codegen/status").await;
+            match status["params"]["state"].as_str() {
+                Some("ready") => break,
+                Some("loading") => continue,
+                _ => panic!("model failed to load: {status}"),
+            }
+        }
+        result
+    }
+
+    async fn initialize(&mut self) -> Value {
+        self.initialize_with(&["utf-16"], json!({})).await
+    }
+
+    async fn open(&mut self, uri: &str, text: &str) {
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}),
+        )
+        .await;
+    }
+
+    async fn change(&mut self, uri: &str, version: i32, changes: Value) {
+        self.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": changes}),
+        )
+        .await;
+    }
+
+    async fn document_text(&mut self, uri: &str) -> String {
+        let response = self
+            .call("codegen/debugDocument", json!({"uri": uri}))
+            .await;
+        response["result"]["text"].as_str().unwrap().to_string()
+    }
+
+    async fn inline(&mut self, uri: &str, line: u32, character: u32) -> Value {
+        self.call(
+            "textDocument/inlineCompletion",
+            inline_params(uri, line, character),
+        )
+        .await
+    }
+
+    async fn stats(&mut self) -> Value {
+        self.call("codegen/engineStats", Value::Null).await["result"].clone()
+    }
+
+    async fn shutdown_and_exit(&mut self) -> ServeOutcome {
+        let response = self.call("shutdown", Value::Null).await;
+        assert_eq!(response["result"], Value::Null, "{response}");
+        self.notify("exit", Value::Null).await;
+        self.finished().await
+    }
+
+    async fn finished(&mut self) -> ServeOutcome {
+        let server = self.server.take().unwrap();
+        tokio::time::timeout(PATIENCE, server)
+            .await
+            .expect("the server stops")
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn inline_params(uri: &str, line: u32, character: u32) -> Value {
+    json!({
+        "textDocument": {"uri": uri},
+        "position": {"line": line, "character": character},
+        "context": {"triggerKind": 1},
+    })
+}
+
+#[track_caller]
+fn assert_error(response: &Value, code: i64) {
+    assert_eq!(response["error"]["code"], json!(code), "{response}");
+}
+
+const URI: &str = "file:///work/m.py";
+const SOURCE: &str =
+    "import os\n\n\ndef list_files(path):\n    names = os.listdir(path)\n    return \n";
+
+#[tokio::test]
+async fn capabilities_advertise_inline_completion_sync_and_the_accept_command() {
+    let mut lsp = Lsp::start();
+    let init = lsp.initialize().await;
+    let caps = &init["result"]["capabilities"];
+    assert_eq!(caps["inlineCompletionProvider"], json!(true));
+    assert_eq!(caps["positionEncoding"], json!("utf-16"));
+    assert_eq!(caps["textDocumentSync"]["change"], json!(2));
+    assert_eq!(caps["textDocumentSync"]["openClose"], json!(true));
+    assert_eq!(
+        caps["executeCommandProvider"]["commands"],
+        json!(["codegen.accepted"])
+    );
+    assert!(caps["completionProvider"].is_object());
+    // The model loaded with $/progress begin and end.
+    let begin = lsp.notification("$/progress").await;
+    assert_eq!(begin["params"]["value"]["kind"], json!("begin"));
+    let end = lsp.notification("$/progress").await;
+    assert_eq!(end["params"]["value"]["kind"], json!("end"));
+    assert!(lsp.shutdown_and_exit().await.shutdown_requested);
+}
+
+#[tokio::test]
+async fn inline_items_carry_text_range_and_command_and_acceptance_is_recorded() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.open(URI, SOURCE).await;
+    let response = lsp.inline(URI, 5, 11).await;
+    let items = response["result"]["items"].as_array().unwrap().clone();
+    assert!(!items.is_empty(), "{response}");
+    let item = &items[0];
+    let insert = item["insertText"].as_str().unwrap();
+    assert!(insert.starts_with("    return "), "{item}");
+    assert!(insert.len() > "    return ".len(), "{item}");
+    assert_eq!(
+        item["range"],
+        json!({"start": {"line": 5, "character": 0}, "end": {"line": 5, "character": 11}})
+    );
+    assert_eq!(item["command"]["command"], json!("codegen.accepted"));
+    let argument = item["command"]["arguments"][0].clone();
+    assert_eq!(argument["kind"], json!("full"));
+
+    let accepted = lsp
+        .call(
+            "workspace/executeCommand",
+            json!({"command": "codegen.accepted", "arguments": [argument]}),
+        )
+        .await;
+    assert_eq!(accepted["result"], Value::Null, "{accepted}");
+    let partial = lsp
+        .call(
+            "workspace/executeCommand",
+            json!({"command": "codegen.accepted", "arguments": [
+                {"id": argument["id"], "kind": "partial", "acceptedLength": 2}
+            ]}),
+        )
+        .await;
+    assert_eq!(partial["result"], Value::Null, "{partial}");
+    let events = lsp.telemetry();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["shown", "accepted", "partial"]);
+    assert!(events
+        .iter()
+        .all(|e| e["id"] == argument["id"] && e["model"] == json!("tiny")));
+    assert_eq!(events[0]["language"], json!("python"));
+    assert_eq!(events[2]["accepted_length"], json!(2));
+
+    // Wrong command arguments are invalid params; unknown ids too.
+    for bad in [
+        json!({"command": "codegen.accepted", "arguments": []}),
+        json!({"command": "codegen.accepted", "arguments": [{"id": 3}]}),
+        json!({"command": "codegen.accepted", "arguments": [{"id": "nope", "kind": "full"}]}),
+        json!({"command": "rm -rf", "arguments": []}),
+    ] {
+        assert_error(&lsp.call("workspace/executeCommand", bad).await, -32602);
+    }
+    assert!(lsp.shutdown_and_exit().await.shutdown_requested);
+}
+
+#[tokio::test]
+async fn completion_fallback_offers_the_first_line() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.open(URI, SOURCE).await;
+    let response = lsp
+        .call(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": URI}, "position": {"line": 5, "character": 11},
+                   "context": {"triggerKind": 1}}),
+        )
+        .await;
+    let items = response["result"].as_array().unwrap();
+    assert!(!items.is_empty(), "{response}");
+    let edit = &items[0]["textEdit"];
+    assert!(!edit["newText"].as_str().unwrap().contains('\n'));
+    assert!(edit["newText"].as_str().unwrap().starts_with("    return "));
+    assert_eq!(items[0]["command"]["command"], json!("codegen.accepted"));
+}
+
+#[tokio::test]
+async fn typed_through_keystrokes_are_answered_from_the_cache() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.open(URI, SOURCE).await;
+    let first = lsp.inline(URI, 5, 11).await;
+    let insert = first["result"]["items"][0]["insertText"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let suggestion = insert.strip_prefix("    return ").unwrap().to_string();
+    let typed: String = suggestion.chars().take(1).collect();
+    assert!(
+        suggestion.len() > typed.len(),
+        "suggestion {suggestion:?} is too short for this test"
+    );
+    let before = lsp.stats().await;
+    lsp.change(
+        URI,
+        2,
+        json!([{"range": {"start": {"line": 5, "character": 11}, "end": {"line": 5, "character": 11}}, "text": typed}]),
+    )
+    .await;
+    let column = 11 + typed.encode_utf16().count() as u32;
+    let second = lsp.inline(URI, 5, column).await;
+    let after = lsp.stats().await;
+    assert_eq!(
+        second["result"]["items"][0]["insertText"].as_str().unwrap(),
+        format!("    return {suggestion}")
+    );
+    assert_eq!(after["typedThroughHits"], json!(1));
+    assert_eq!(after["jobsSubmitted"], before["jobsSubmitted"]);
+}
+
+#[tokio::test]
+async fn a_second_request_after_a_one_character_edit_prefills_only_the_new_tokens() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    let text = "def area(width, height):\n    retur";
+    lsp.open(URI, text).await;
+    lsp.inline(URI, 1, 9).await;
+    let before = lsp.stats().await;
+    // A character the suggestion did not start with: no typed-through hit.
+    lsp.change(
+        URI,
+        2,
+        json!([{"range": {"start": {"line": 1, "character": 9}, "end": {"line": 1, "character": 9}}, "text": "n"}]),
+    )
+    .await;
+    lsp.inline(URI, 1, 10).await;
+    let after = lsp.stats().await;
+    let prefilled =
+        after["tokensPrefilled"].as_u64().unwrap() - before["tokensPrefilled"].as_u64().unwrap();
+    let reused = after["tokensReused"].as_u64().unwrap() - before["tokensReused"].as_u64().unwrap();
+    assert_eq!(after["typedThroughHits"], json!(0));
+    assert!(prefilled <= 2, "prefilled {prefilled} tokens");
+    assert!(reused >= 20, "reused {reused} tokens");
+}
+
+#[tokio::test]
+async fn malformed_json_gets_a_parse_error_and_the_server_keeps_serving() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.send_raw(b"{\"jsonrpc\": \"2.0\", \"id\": 99, \"method\": ")
+        .await;
+    let response = lsp.next_response().await;
+    assert_error(&response, -32700);
+    assert_eq!(response["id"], Value::Null);
+    // Valid JSON that is no JSON-RPC message: an invalid request.
+    lsp.send_raw(b"[1, 2, 3]").await;
+    assert_error(&lsp.next_response().await, -32600);
+    lsp.send_raw(br#"{"id": 7, "params": {}}"#).await;
+    let response = lsp.next_response().await;
+    assert_error(&response, -32600);
+    assert_eq!(response["id"], json!(7));
+    // Invalid UTF-8, and headers without a Content-Length.
+    lsp.send_raw(b"\xff\xfe{}").await;
+    assert_error(&lsp.next_response().await, -32700);
+    lsp.writer
+        .write_all(b"Content-Type: text/plain\r\n\r\n")
+        .await
+        .unwrap();
+    assert_error(&lsp.next_response().await, -32700);
+    // A notification that cannot be read is dropped without a reply.
+    lsp.send_raw(br#"{"jsonrpc": "2.0", "method": 5}"#).await;
+    lsp.open(URI, SOURCE).await;
+    let ok = lsp.inline(URI, 5, 11).await;
+    assert!(ok["result"]["items"].is_array(), "{ok}");
+}
+
+#[tokio::test]
+async fn unknown_methods_are_method_not_found_and_unknown_notifications_are_ignored() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    assert_error(&lsp.call("codegen/doesNotExist", json!({})).await, -32601);
+    let hover = json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 0}});
+    assert_error(&lsp.call("textDocument/hover", hover).await, -32601);
+    lsp.notify("$/somethingNew", json!({"x": 1})).await;
+    lsp.notify("codegen/unknownNotification", json!([])).await;
+    let stats = lsp.stats().await;
+    assert_eq!(stats["openDocuments"], json!(0));
+}
+
+#[tokio::test]
+async fn params_of_the_wrong_shape_are_invalid_params() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    for params in [
+        json!({"textDocument": 5}),
+        json!({"textDocument": {"uri": URI}, "position": {"line": -1, "character": 0}, "context": {"triggerKind": 1}}),
+        json!({"textDocument": {"uri": URI}, "position": "start", "context": {"triggerKind": 1}}),
+        json!([1, 2]),
+        Value::Null,
+    ] {
+        let response = lsp
+            .call("textDocument/inlineCompletion", params.clone())
+            .await;
+        assert_error(&response, -32602);
+    }
+    assert_error(
+        &lsp.call("workspace/executeCommand", json!({"command": 7}))
+            .await,
+        -32602,
+    );
+    // Notifications of the wrong shape are dropped.
+    lsp.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": URI}}),
+    )
+    .await;
+    lsp.notify("textDocument/didChange", json!({"contentChanges": "all"}))
+        .await;
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"maxTokens": "many", "n": 0}}}),
+    )
+    .await;
+    let stats = lsp.stats().await;
+    assert_eq!(stats["openDocuments"], json!(0));
+    lsp.log_containing("maxTokens").await;
+    lsp.log_containing("`n`").await;
+}
+
+#[tokio::test]
+async fn positions_past_the_end_and_unknown_uris_are_invalid_params() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.open(URI, SOURCE).await;
+    assert_error(&lsp.inline(URI, 99, 0).await, -32602);
+    assert_error(&lsp.inline(URI, 5, 40).await, -32602);
+    assert_error(&lsp.inline(URI, 0, u32::MAX).await, -32602);
+    let unknown = lsp.inline("file:///never/opened.py", 0, 0).await;
+    assert_error(&unknown, -32602);
+    assert!(unknown["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not open"));
+    // An edit to an unknown document is ignored with a log message.
+    lsp.change("file:///never/opened.py", 2, json!([{"text": "x"}]))
+        .await;
+    lsp.log_containing("not open").await;
+    assert_eq!(lsp.document_text(URI).await, SOURCE);
+    lsp.notify(
+        "textDocument/didClose",
+        json!({"textDocument": {"uri": "file:///never/opened.py"}}),
+    )
+    .await;
+    assert!(lsp.inline(URI, 5, 11).await["result"]["items"].is_array());
+}
+
+#[tokio::test]
+async fn edits_with_impossible_ranges_are_clamped() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.open(URI, "a = 1\nb = 2\n").await;
+    // Past the end of the text: clamped to the end.
+    lsp.change(
+        URI,
+        2,
+        json!([{"range": {"start": {"line": 50, "character": 3}, "end": {"line": 60, "character": 0}}, "text": "c = 3\n"}]),
+    )
+    .await;
+    assert_eq!(lsp.document_text(URI).await, "a = 1\nb = 2\nc = 3\n");
+    // Past the end of a line: clamped to the line's end.
+    lsp.change(
+        URI,
+        3,
+        json!([{"range": {"start": {"line": 0, "character": 99}, "end": {"line": 0, "character": 99}}, "text": "0"}]),
+    )
+    .await;
+    assert_eq!(lsp.document_text(URI).await, "a = 10\nb = 2\nc = 3\n");
+    // Reversed: put in order.
+    lsp.change(
+        URI,
+        4,
+        json!([{"range": {"start": {"line": 1, "character": 5}, "end": {"line": 1, "character": 4}}, "text": "7"}]),
+    )
+    .await;
+    assert_eq!(lsp.document_text(URI).await, "a = 10\nb = 7\nc = 3\n");
+    lsp.log_containing("clamped").await;
+    lsp.log_containing("reordered").await;
+    // Several changes in one notification apply in order.
+    lsp.change(
+        URI,
+        5,
+        json!([
+            {"text": "x = \n"},
+            {"range": {"start": {"line": 0, "character": 4}, "end": {"line": 0, "character": 4}}, "text": "41"},
+            {"range": {"start": {"line": 0, "character": 5}, "end": {"line": 0, "character": 6}}, "text": "2"},
+        ]),
+    )
+    .await;
+    assert_eq!(lsp.document_text(URI).await, "x = 42\n");
+    assert!(lsp.inline(URI, 0, 6).await["result"]["items"].is_array());
+}
+
+#[tokio::test]
+async fn a_six_megabyte_document_is_served() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    let line = "value_0123456789 = compute(alpha, beta, gamma, delta)  # padding\n";
+    let n_lines = 6 * 1024 * 1024 / line.len() + 1;
+    let mut text = line.repeat(n_lines);
+    text.push_str("def last(x):\n    return ");
+    assert!(text.len() > 6 * 1024 * 1024);
+    lsp.open(URI, &text).await;
+    let last_line = n_lines as u32 + 1;
+    lsp.change(
+        URI,
+        2,
+        json!([{"range": {"start": {"line": 3, "character": 0}, "end": {"line": 3, "character": 5}}, "text": "VALUE"}]),
+    )
+    .await;
+    let response = lsp.inline(URI, last_line, 11).await;
+    assert!(response["result"]["items"].is_array(), "{response}");
+    let server_text = lsp.document_text(URI).await;
+    assert_eq!(server_text.len(), text.len());
+    assert!(server_text
+        .lines()
+        .nth(3)
+        .unwrap()
+        .starts_with("VALUE_0123"));
+}
+
+async fn check_emoji(encoding: &str, crab_units: u32) {
+    let mut lsp = Lsp::start();
+    let init = lsp.initialize_with(&[encoding, "utf-16"], json!({})).await;
+    assert_eq!(
+        init["result"]["capabilities"]["positionEncoding"],
+        json!(encoding)
+    );
+    let text = "s = '🦀é'\nx = ";
+    lsp.open(URI, text).await;
+    // After the crab: 5 ASCII units, then the crab's code units.
+    let after_crab = 5 + crab_units;
+    lsp.change(
+        URI,
+        2,
+        json!([{"range": {"start": {"line": 0, "character": after_crab}, "end": {"line": 0, "character": after_crab}}, "text": "🎉"}]),
+    )
+    .await;
+    assert_eq!(lsp.document_text(URI).await, "s = '🦀🎉é'\nx = ");
+    // Inside the crab (between its surrogates or bytes): invalid.
+    assert_error(&lsp.inline(URI, 0, 6).await, -32602);
+    // At the end of the line after the é (2 bytes in UTF-8, 1 unit in UTF-16).
+    let e_units = if encoding == "utf-8" { 2 } else { 1 };
+    let end = after_crab + crab_units + e_units + 1;
+    assert!(lsp.inline(URI, 0, end).await["result"]["items"].is_array());
+    assert_error(&lsp.inline(URI, 0, end + 1).await, -32602);
+    let response = lsp.inline(URI, 1, 4).await;
+    if let Some(item) = response["result"]["items"].get(0) {
+        assert_eq!(item["range"]["end"], json!({"line": 1, "character": 4}));
+    }
+}
+
+#[tokio::test]
+async fn emoji_and_surrogate_pairs_in_utf16() {
+    check_emoji("utf-16", 2).await;
+}
+
+#[tokio::test]
+async fn emoji_and_surrogate_pairs_in_utf8() {
+    check_emoji("utf-8", 4).await;
+}
+
+#[tokio::test]
+async fn requests_before_initialize_are_refused_and_initialize_still_works() {
+    let mut lsp = Lsp::start();
+    assert_error(&lsp.inline(URI, 0, 0).await, -32002);
+    lsp.open(URI, SOURCE).await; // dropped
+    lsp.initialize().await;
+    assert_eq!(lsp.stats().await["openDocuments"], json!(0));
+    // A second initialize is an invalid request.
+    assert_error(
+        &lsp.call("initialize", json!({"capabilities": {}})).await,
+        -32600,
+    );
+}
+
+#[tokio::test]
+async fn forty_requests_with_thirty_nine_cancelled_get_one_reply_each() {
+    let mut lsp = Lsp::start();
+    lsp.initialize_with(&["utf-16"], json!({"maxTokens": 200}))
+        .await;
+    lsp.open(URI, SOURCE).await;
+    let mut ids = Vec::new();
+    for idx in 0..40 {
+        let id = lsp
+            .request("textDocument/inlineCompletion", inline_params(URI, 5, 11))
+            .await;
+        ids.push(id);
+        if idx < 39 {
+            lsp.notify("$/cancelRequest", json!({"id": id})).await;
+        }
+    }
+    let mut replies = std::collections::HashMap::new();
+    while replies.len() < 40 {
+        let response = lsp.next_response().await;
+        let id = response["id"].as_i64().unwrap();
+        assert!(
+            replies.insert(id, response).is_none(),
+            "two replies for {id}"
+        );
+    }
+    let mut n_cancelled = 0;
+    for id in &ids[..39] {
+        let reply = &replies[id];
+        if reply.get("error").is_some() {
+            assert_error(reply, -32800);
+            n_cancelled += 1;
+        } else {
+            assert!(reply["result"]["items"].is_array(), "{reply}");
+        }
+    }
+    assert!(n_cancelled > 0);
+    let last = &replies[&ids[39]];
+    assert!(last["result"]["items"].is_array(), "{last}");
+    let stats = lsp.stats().await;
+    let settled =
+        stats["jobsCompleted"].as_u64().unwrap() + stats["jobsCancelled"].as_u64().unwrap();
+    assert_eq!(settled, stats["jobsSubmitted"].as_u64().unwrap(), "{stats}");
+    assert_eq!(stats["jobsFailed"], json!(0));
+    // And the server keeps serving.
+    assert!(lsp.inline(URI, 5, 11).await["result"]["items"].is_array());
+}
+
+#[tokio::test]
+async fn a_panic_in_a_handler_becomes_an_error_reply() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    let response = lsp.call("codegen/debugPanic", Value::Null).await;
+    assert_error(&response, -32603);
+    assert!(response["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("debugPanic"));
+    lsp.open(URI, SOURCE).await;
+    assert!(lsp.inline(URI, 5, 11).await["result"]["items"].is_array());
+    assert!(lsp.shutdown_and_exit().await.shutdown_requested);
+}
+
+#[tokio::test]
+async fn configuration_changes_apply_and_disable_completions() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.open(URI, SOURCE).await;
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"enabled": false}}}),
+    )
+    .await;
+    let off = lsp.inline(URI, 5, 11).await;
+    assert_eq!(off["result"]["items"], json!([]));
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"enabled": true, "languages": ["rust"]}}}),
+    )
+    .await;
+    assert_eq!(lsp.inline(URI, 5, 11).await["result"]["items"], json!([]));
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"languages": ["python"]}}}),
+    )
+    .await;
+    assert_ne!(lsp.inline(URI, 5, 11).await["result"]["items"], json!([]));
+    // A new model reloads it (here: one that does not exist, an error status).
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"model": "/nonexistent/model.gguf"}}}),
+    )
+    .await;
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        if status["params"]["state"] == "error" {
+            assert!(status["params"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not exist"));
+            break;
+        }
+    }
+    lsp.log_containing("does not exist").await;
+    assert_eq!(lsp.inline(URI, 5, 11).await["result"]["items"], json!([]));
+}
+
+#[tokio::test]
+async fn exit_without_shutdown_is_not_clean_and_requests_after_shutdown_are_refused() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    let response = lsp.call("shutdown", Value::Null).await;
+    assert_eq!(response["result"], Value::Null);
+    assert_error(&lsp.inline(URI, 0, 0).await, -32600);
+    lsp.notify("exit", Value::Null).await;
+    assert!(lsp.finished().await.shutdown_requested);
+
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    lsp.notify("exit", Value::Null).await;
+    assert!(!lsp.finished().await.shutdown_requested);
+}

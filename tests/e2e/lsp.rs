@@ -1,0 +1,260 @@
+//! `codegen lsp` as a process: exit codes after `shutdown`/`exit`, nothing
+//! but protocol on stdout, and `codegen stats` over the telemetry it wrote.
+//! The model is a tiny random-weight GGUF written by the test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{codegen, run};
+
+/// Guards against a hung server; not a timing assertion.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    messages: mpsc::Receiver<Value>,
+    next_id: i64,
+}
+
+fn read_messages(stdout: ChildStdout, tx: mpsc::Sender<Value>) {
+    let mut reader = BufReader::new(stdout);
+    loop {
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            // Anything on stdout that is not a header is a protocol violation.
+            let value = line
+                .strip_prefix("Content-Length: ")
+                .unwrap_or_else(|| panic!("not an LSP header on stdout: {line:?}"));
+            length = Some(value.parse::<usize>().unwrap());
+        }
+        let mut body = vec![0; length.expect("Content-Length")];
+        reader.read_exact(&mut body).unwrap();
+        let value: Value = serde_json::from_slice(&body).expect("JSON on stdout");
+        if tx.send(value).is_err() {
+            return;
+        }
+    }
+}
+
+impl Server {
+    fn start(home: &std::path::Path) -> Server {
+        let mut child = codegen()
+            .args(["lsp", "--stdio"])
+            .env("CODEGEN_HOME", home)
+            .env("CODEGEN_OFFLINE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("codegen lsp starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || read_messages(stdout, tx));
+        Server {
+            stdin: child.stdin.take(),
+            child,
+            messages: rx,
+            next_id: 1,
+        }
+    }
+
+    fn send(&mut self, message: Value) {
+        let body = message.to_string();
+        let stdin = self.stdin.as_mut().unwrap();
+        write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn notify(&mut self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    fn recv(&self) -> Value {
+        self.messages
+            .recv_timeout(PATIENCE)
+            .expect("a message from the server")
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        loop {
+            let message = self.recv();
+            if message.get("method").is_some() {
+                if let Some(request_id) = message.get("id") {
+                    let request_id = request_id.clone();
+                    self.send(json!({"jsonrpc": "2.0", "id": request_id, "result": null}));
+                }
+                continue;
+            }
+            assert_eq!(message["id"], json!(id), "{message}");
+            return message;
+        }
+    }
+
+    fn wait_ready(&mut self) {
+        loop {
+            let message = self.recv();
+            if message["method"] == "codegen/status" {
+                match message["params"]["state"].as_str() {
+                    Some("ready") => return,
+                    Some("loading") => {}
+                    _ => panic!("the model did not load: {message}"),
+                }
+            } else if let (Some(_), Some(id)) = (message.get("method"), message.get("id")) {
+                let id = id.clone();
+                self.send(json!({"jsonrpc": "2.0", "id": id, "result": null}));
+            }
+        }
+    }
+
+    fn initialize(&mut self, model: &std::path::Path) {
+        let init = self.call(
+            "initialize",
+            json!({"capabilities": {}, "initializationOptions": {
+                "model": model, "debounceMs": 0, "maxTokens": 8}}),
+        );
+        assert_eq!(
+            init["result"]["capabilities"]["inlineCompletionProvider"],
+            json!(true)
+        );
+        self.notify("initialized", json!({}));
+        self.wait_ready();
+    }
+
+    fn exit_code(mut self) -> i32 {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let status = self.child.wait().unwrap();
+            let _ = tx.send(status.code().unwrap_or(-1));
+        });
+        rx.recv_timeout(PATIENCE).expect("the server exits")
+    }
+}
+
+fn tiny_model(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("tiny.gguf");
+    codegen_model::testing::write_tiny_gguf(&path, &codegen_model::testing::TinyConfig::default())
+        .unwrap();
+    path
+}
+
+#[test]
+fn shutdown_then_exit_ends_the_process_with_code_0_and_stats_read_its_telemetry() {
+    let home = tempfile::tempdir().unwrap();
+    let model = tiny_model(home.path());
+    let mut server = Server::start(home.path());
+    server.initialize(&model);
+    let uri = "file:///tmp/files.py";
+    let text = "import os\n\n\ndef list_files(path):\n    names = os.listdir(path)\n    return \n";
+    server.notify(
+        "textDocument/didOpen",
+        json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}),
+    );
+    let reply = server.call(
+        "textDocument/inlineCompletion",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 5, "character": 11},
+               "context": {"triggerKind": 1}}),
+    );
+    let item = reply["result"]["items"][0].clone();
+    assert_eq!(
+        item["command"]["command"],
+        json!("codegen.accepted"),
+        "{reply}"
+    );
+    let accepted = server.call(
+        "workspace/executeCommand",
+        json!({"command": "codegen.accepted", "arguments": item["command"]["arguments"]}),
+    );
+    assert_eq!(accepted["result"], Value::Null, "{accepted}");
+    // Malformed input on the real stdin does not end the process.
+    server
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"Content-Length: 5\r\n\r\n{{{{{")
+        .unwrap();
+    let parse_error = server.recv();
+    assert_eq!(parse_error["error"]["code"], json!(-32700), "{parse_error}");
+    let shutdown = server.call("shutdown", Value::Null);
+    assert_eq!(shutdown["result"], Value::Null, "{shutdown}");
+    server.notify("exit", Value::Null);
+    assert_eq!(server.exit_code(), 0);
+
+    let stats = run(codegen()
+        .args(["stats", "--json", "--since", "1d"])
+        .env("CODEGEN_HOME", home.path()));
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    let stats: Value = serde_json::from_str(&stats.stdout).unwrap();
+    let group = &stats["groups"][0];
+    assert_eq!(group["model"], json!("tiny"), "{stats}");
+    assert_eq!(group["language"], json!("python"));
+    assert_eq!(group["shown"], json!(1));
+    assert_eq!(group["accepted"], json!(1));
+    assert_eq!(group["acceptance_rate"], json!(1.0));
+    let table = run(codegen().args(["stats"]).env("CODEGEN_HOME", home.path()));
+    assert!(
+        table.stdout.contains("tiny") && table.stdout.contains("100.0%"),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn exit_without_shutdown_ends_the_process_with_code_1() {
+    let home = tempfile::tempdir().unwrap();
+    let model = tiny_model(home.path());
+    let mut server = Server::start(home.path());
+    server.initialize(&model);
+    server.notify("exit", Value::Null);
+    assert_eq!(server.exit_code(), 1);
+}
+
+#[test]
+fn the_end_of_input_ends_the_process() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start(home.path());
+    let init = server.call("initialize", json!({"capabilities": {}}));
+    assert!(init["result"]["capabilities"].is_object());
+    server.stdin = None; // closes the pipe
+    assert_eq!(server.exit_code(), 1);
+}
+
+#[test]
+fn a_missing_model_is_an_error_status_not_a_dead_server() {
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Server::start(home.path());
+    server.call(
+        "initialize",
+        json!({"capabilities": {}, "initializationOptions": {"model": "/nonexistent/m.gguf"}}),
+    );
+    server.notify("initialized", json!({}));
+    loop {
+        let message = server.recv();
+        if message["method"] == "codegen/status" && message["params"]["state"] == "error" {
+            assert!(message["params"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not exist"));
+            break;
+        }
+    }
+    let shutdown = server.call("shutdown", Value::Null);
+    assert_eq!(shutdown["result"], Value::Null);
+    server.notify("exit", Value::Null);
+    assert_eq!(server.exit_code(), 0);
+}
