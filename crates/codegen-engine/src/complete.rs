@@ -146,8 +146,22 @@ pub fn build_prompt_tokens(
     Ok((tokens, mode, completion_mode, notes))
 }
 
+/// What to do about whitespace the prompt ends with. Byte-level BPE puts a
+/// word's leading space in the word's token (` return`), so a prompt ending
+/// in spaces makes the model write one more.
+#[derive(Debug, Clone, PartialEq)]
+enum Healing {
+    None,
+    /// Continuation: the prompt ends before these spaces and tabs, and the
+    /// same whitespace is taken off the start of the output.
+    Healed(String),
+    /// Fill-in-the-middle keeps them (taking them off makes the model stop
+    /// at once); leading spaces and tabs of the output are dropped instead.
+    StripLeading,
+}
+
 /// Strips from the start of the model's output the whitespace that was
-/// taken off the end of the prefix (see [`build_prompt_healed`]).
+/// taken off the end of the prefix.
 fn unheal<'a>(raw: &'a str, healed: &str) -> &'a str {
     let n = raw
         .bytes()
@@ -157,21 +171,25 @@ fn unheal<'a>(raw: &'a str, healed: &str) -> &'a str {
     &raw[n..]
 }
 
+fn apply_healing<'a>(raw: &'a str, healing: &Healing) -> &'a str {
+    match healing {
+        Healing::None => raw,
+        Healing::Healed(healed) => unheal(raw, healed),
+        Healing::StripLeading => raw.trim_start_matches([' ', '\t']),
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn unheal_for_tests<'a>(raw: &'a str, healed: &str) -> &'a str {
     unheal(raw, healed)
 }
 
-/// Like [`build_prompt_tokens`], and also returns the spaces and tabs taken
-/// off the end of the prefix. Byte-level BPE puts a word's leading space in
-/// the word's token (` return`), so a prompt ending in spaces makes the
-/// model add one more; the prompt ends before them instead, and the same
-/// whitespace is stripped from the start of the output ("token healing" for
-/// whitespace).
+/// Like [`build_prompt_tokens`], and also says how to treat whitespace at
+/// the end of the prefix ([`Healing`]).
 fn build_prompt_healed(
     tokenizer: &Tokenizer,
     req: &CompletionRequest<'_>,
-) -> Result<(Vec<u32>, PromptMode, CompletionMode, Vec<String>, String), EngineError> {
+) -> Result<(Vec<u32>, PromptMode, CompletionMode, Vec<String>, Healing), EngineError> {
     let text = req.source.text();
     if req.cursor > text.len() || !text.is_char_boundary(req.cursor) {
         return Err(EngineError::CursorOutOfRange {
@@ -217,11 +235,17 @@ fn build_prompt_healed(
         }
     };
     let mut prefix = prefix;
+    let fim = !suffix.trim().is_empty();
     let kept = prefix.trim_end_matches([' ', '\t']).len();
-    let healed = prefix.split_off(kept);
+    let healing = if kept == prefix.len() {
+        Healing::None
+    } else if fim {
+        Healing::StripLeading
+    } else {
+        Healing::Healed(prefix.split_off(kept))
+    };
     let special = tokenizer.special();
     let mut pieces = Vec::new();
-    let fim = !suffix.trim().is_empty();
     if fim || !snippets.is_empty() {
         let need = |id: Option<u32>, name| id.ok_or(EngineError::MissingSpecialToken(name));
         let file_sep = special.file_sep;
@@ -270,7 +294,7 @@ fn build_prompt_healed(
     } else {
         PromptMode::Continuation
     };
-    Ok((tokens, mode, completion_mode, notes, healed))
+    Ok((tokens, mode, completion_mode, notes, healing))
 }
 
 fn finish_text(req: &CompletionRequest<'_>, raw: &str, mode: CompletionMode) -> String {
@@ -293,7 +317,7 @@ pub fn complete(
     cancel: Option<&AtomicBool>,
 ) -> Result<Completion, EngineError> {
     let tokenizer = &model.tokenizer;
-    let (prompt, prompt_mode, completion_mode, notes, healed) =
+    let (prompt, prompt_mode, completion_mode, notes, healing) =
         build_prompt_healed(tokenizer, req)?;
     let settings = &req.settings;
     let mut stop_strings = Vec::new();
@@ -328,7 +352,11 @@ pub fn complete(
             None => return false,
         };
         let last_line = complete_lines.rsplit('\n').next().unwrap_or("");
-        let kept = finish_text(req, unheal(complete_lines, &healed), completion_mode);
+        let kept = finish_text(
+            req,
+            apply_healing(complete_lines, &healing),
+            completion_mode,
+        );
         n_lines[idx] += 1;
         let stalled = n_lines[idx] > 1 && !last_line.trim().is_empty() && kept == last_kept[idx];
         last_kept[idx] = kept;
@@ -368,7 +396,11 @@ pub fn complete(
     let candidates = generations
         .into_iter()
         .map(|generation| Candidate {
-            text: finish_text(req, unheal(&generation.text, &healed), completion_mode),
+            text: finish_text(
+                req,
+                apply_healing(&generation.text, &healing),
+                completion_mode,
+            ),
             mean_logprob: generation.mean_logprob(),
             n_tokens: generation.tokens.len(),
             finish: generation.finish,
