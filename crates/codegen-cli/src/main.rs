@@ -7,6 +7,7 @@ mod complete;
 mod input;
 mod lsp_cmd;
 mod model_cmd;
+mod sandbox_cmd;
 mod stats_cmd;
 
 use std::path::PathBuf;
@@ -37,8 +38,18 @@ enum Command {
     Bench(BenchCommand),
     /// Run the language server on stdin/stdout (inline completions over LSP).
     Lsp(lsp_cmd::LspArgs),
+    /// Run untrusted Python code in the sandbox.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
     /// Acceptance rate and latency percentiles of suggestions, per model and language.
     Stats(stats_cmd::StatsArgs),
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Run a Python program in the sandbox; its output is printed, its
+    /// failure is the command's failure.
+    Run(sandbox_cmd::RunArgs),
 }
 
 #[derive(Subcommand)]
@@ -91,6 +102,7 @@ fn main() -> ExitCode {
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Lsp(args) => lsp_cmd::run(args),
         Command::Stats(args) => stats_cmd::run(args),
+        Command::Sandbox(SandboxCommand::Run(args)) => sandbox_cmd::run(args),
         Command::Bench(BenchCommand::Speed(args)) => bench_speed::run(args),
         Command::Bench(BenchCommand::Evaluate(args)) => bench_eval::evaluate(args),
         Command::Bench(BenchCommand::Humaneval(args)) => bench_eval::humaneval(args),
