@@ -17,7 +17,7 @@ use codegen_store::{Store, HUMAN_EVAL};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::input::resolve_model;
-use crate::ModelArgs;
+use crate::{ModelArgs, SamplingArgs};
 
 /// Options of the sandbox and the evaluator.
 #[derive(Args, Debug, Clone)]
@@ -55,15 +55,8 @@ pub struct EvaluateArgs {
 pub struct HumanEvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Samples per task.
-    #[arg(long, default_value_t = 1)]
-    pub n: usize,
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     #[arg(long, default_value_t = 512)]
     pub max_tokens: usize,
     /// Prompt format: chat (instruct template primed with the prompt; the
@@ -204,7 +197,7 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     resume.prepare_for_append(&samples_path)?;
 
     let wall = Instant::now();
-    let n = args.n.max(1);
+    let n = args.sampling.n.max(1);
     let to_do: usize = problems
         .iter()
         .map(|p| resume.remaining(&p.task_id, n))
@@ -244,10 +237,11 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             .map(|idx| GenerateConfig {
                 max_tokens: args.max_tokens,
                 sampling: SamplingConfig {
-                    temperature: args.temperature,
-                    top_k: None,
-                    top_p: args.top_p,
+                    temperature: args.sampling.temperature,
+                    top_k: args.sampling.top_k,
+                    top_p: args.sampling.top_p,
                     seed: args
+                        .sampling
                         .seed
                         .wrapping_add(idx as u64)
                         .wrapping_mul(0x9E37_79B9)
@@ -296,10 +290,10 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
         ),
         prompt_format: format.as_str().into(),
         samples_per_task: n,
-        temperature: f64::from(args.temperature),
-        top_p: f64::from(args.top_p),
+        temperature: f64::from(args.sampling.temperature),
+        top_p: f64::from(args.sampling.top_p),
         max_tokens: args.max_tokens,
-        seed: args.seed,
+        seed: args.sampling.seed,
         timeout_s: cfg.timeout_s,
         ks: cfg.ks.clone(),
         workers: cfg.workers,
@@ -322,7 +316,7 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             &chosen,
             &samples,
             &passed,
-            &codegen_rank::RankConfig::ablation_presets(args.seed),
+            &codegen_rank::RankConfig::ablation_presets(args.sampling.seed),
             &codegen_rank::RankConfig::combined(),
             Some(&sandbox),
         )?;

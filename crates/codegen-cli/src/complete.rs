@@ -10,7 +10,7 @@ use codegen_model::DeviceKind;
 use codegen_store::Store;
 
 use crate::input::{cursor_offset, read_source, resolve_model};
-use crate::ModelArgs;
+use crate::{ModelArgs, SamplingArgs};
 
 #[derive(Args, Debug)]
 pub struct CompleteArgs {
@@ -21,18 +21,8 @@ pub struct CompleteArgs {
     pub at: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Number of samples to draw.
-    #[arg(long, default_value_t = 1)]
-    pub n: usize,
-    /// Sampling temperature (0 is greedy).
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     #[arg(long, default_value_t = 256)]
     pub max_tokens: usize,
     /// Language, when the file name does not tell (python, rust, javascript,
@@ -77,12 +67,12 @@ pub fn run(args: CompleteArgs) -> Result<()> {
         path: args.file.clone(),
         neighbours: Vec::new(),
         settings: CompletionSettings {
-            n: args.n.max(1),
+            n: args.sampling.n.max(1),
             max_tokens: args.max_tokens,
-            temperature: args.temperature,
-            top_p: args.top_p,
-            top_k: args.top_k,
-            seed: args.seed,
+            temperature: args.sampling.temperature,
+            top_p: args.sampling.top_p,
+            top_k: args.sampling.top_k,
+            seed: args.sampling.seed,
             ..CompletionSettings::default()
         },
     };

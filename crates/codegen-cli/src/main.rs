@@ -76,6 +76,23 @@ pub struct ModelArgs {
     pub threads: Option<usize>,
 }
 
+/// How samples are drawn; shared by every command that generates.
+#[derive(Args, Clone, Debug)]
+pub struct SamplingArgs {
+    /// Number of samples to draw (per task for benchmarks).
+    #[arg(long, default_value_t = 1)]
+    pub n: usize,
+    /// Sampling temperature (0 is greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 pub fn set_threads(threads: Option<usize>) {
     if let Some(n) = threads {
         // Read by candle's and rayon's pools when they start; nothing has
