@@ -23,6 +23,7 @@ fn real_model_greedy_output_is_unchanged_by_the_kernels() {
     for backend in [Backend::Kernels, Backend::Candle] {
         let options = LoadOptions {
             backend: Some(backend),
+            ..LoadOptions::default()
         };
         let (model, tokenizer) = load_with(&path, &candle_core::Device::Cpu, &options).unwrap();
         assert_eq!(model.backend(), backend);
@@ -60,6 +61,7 @@ fn real_model_logits_match_the_f32_reference() {
     for backend in [Backend::Kernels, Backend::F32Reference] {
         let options = LoadOptions {
             backend: Some(backend),
+            ..LoadOptions::default()
         };
         let (model, tokenizer) = load_with(&path, &candle_core::Device::Cpu, &options).unwrap();
         let prompt = tokenizer.encode(text).unwrap();

@@ -11,6 +11,7 @@ mod config;
 mod device;
 mod error;
 mod generate;
+mod host;
 mod linear;
 mod model;
 mod sampler;

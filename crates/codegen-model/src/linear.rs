@@ -114,6 +114,14 @@ impl Projection {
         }
     }
 
+    /// The kernel matrices and their biases, if this runs on the kernels.
+    pub(crate) fn kernel_parts(&self) -> Option<Vec<(&QMatrix, &Option<Tensor>)>> {
+        match self {
+            Projection::Kernel(op, biases) => Some(op.mats.iter().zip(biases).collect()),
+            Projection::Candle(_) => None,
+        }
+    }
+
     /// For a single-matrix projection.
     pub(crate) fn forward_one(&self, x: &Tensor) -> Result<Tensor> {
         let mut outs = self.forward(x)?;

@@ -13,6 +13,7 @@ use codegen_kernels::{dequantize_row, QMatrix, QType};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
+use crate::host::{HostLayer, HostModel};
 use crate::linear::Projection;
 use crate::session::Session;
 use crate::tokenizer::Tokenizer;
@@ -55,11 +56,18 @@ pub enum Backend {
 pub struct LoadOptions {
     /// `None`: kernels on CPU (unless `CODEGEN_KERNELS=candle`), candle elsewhere.
     pub backend: Option<Backend>,
+    /// With the kernel backend: run the fused CPU forward (default) rather
+    /// than the candle-tensor forward over the same kernels. The
+    /// environment variable `CODEGEN_FORWARD=candle` also turns it off.
+    pub fused: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { backend: None }
+        Self {
+            backend: None,
+            fused: true,
+        }
     }
 }
 
@@ -75,6 +83,9 @@ pub struct Model {
     cos: Tensor,
     sin: Tensor,
     file_size: u64,
+    /// The fused CPU forward (kernel backend with every weight in a kernel
+    /// format); `None` runs the candle path.
+    host: Option<HostModel>,
 }
 
 struct Loader<'a> {
@@ -209,23 +220,8 @@ impl Loader<'_> {
 
 fn rope_tables(config: &ModelConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let half = config.head_dim / 2;
+    let (cos, sin) = crate::host::rope_tables(config);
     let n_pos = config.context_length;
-    let inv_freq: Vec<f32> = (0..half)
-        .map(|i| {
-            1.0 / config
-                .rope_freq_base
-                .powf((2 * i) as f32 / config.head_dim as f32)
-        })
-        .collect();
-    let mut cos = Vec::with_capacity(n_pos * half);
-    let mut sin = Vec::with_capacity(n_pos * half);
-    for pos in 0..n_pos {
-        for f in &inv_freq {
-            let angle = pos as f32 * f;
-            cos.push(angle.cos());
-            sin.push(angle.sin());
-        }
-    }
     Ok((
         Tensor::from_vec(cos, (n_pos, half), device)?,
         Tensor::from_vec(sin, (n_pos, half), device)?,
@@ -306,7 +302,8 @@ pub fn load_with(
         mmap,
         reference: backend == Backend::F32Reference,
     };
-    let model = Model::from_loader(loader, config, meta.len(), backend)?;
+    let fused = options.fused && std::env::var("CODEGEN_FORWARD").as_deref() != Ok("candle");
+    let model = Model::from_loader(loader, config, meta.len(), backend, fused)?;
     Ok((model, tokenizer))
 }
 
@@ -316,6 +313,7 @@ impl Model {
         config: ModelConfig,
         file_size: u64,
         backend: Backend,
+        fused: bool,
     ) -> Result<Self> {
         let device = ld.device.clone();
         let h = config.hidden_size;
@@ -355,7 +353,7 @@ impl Model {
             ld.projection(&[("token_embd".to_string(), config.vocab_size)], h)?
         };
         let (cos, sin) = rope_tables(&config, &device)?;
-        Ok(Self {
+        let mut model = Self {
             config,
             device,
             embed,
@@ -366,7 +364,69 @@ impl Model {
             cos,
             sin,
             file_size,
-        })
+            host: None,
+        };
+        if backend == Backend::Kernels && fused {
+            model.host = model.host_model()?;
+        }
+        Ok(model)
+    }
+
+    /// The fused path's view of the weights, if every matrix runs on the
+    /// kernels (the matrices share the mapped file; only norms and biases
+    /// are copied).
+    fn host_model(&self) -> Result<Option<HostModel>> {
+        let Embedding::Kernel(embed) = &self.embed else {
+            return Ok(None);
+        };
+        let vec = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.to_dtype(DType::F32)?.to_vec1()?) };
+        let bias = |b: &Option<Tensor>| -> Result<Option<Vec<f32>>> {
+            b.as_ref().map(vec).transpose()
+        };
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let (Some(qkv), Some(o), Some(gu), Some(down)) = (
+                l.qkv.kernel_parts(),
+                l.o.kernel_parts(),
+                l.gate_up.kernel_parts(),
+                l.down.kernel_parts(),
+            ) else {
+                return Ok(None);
+            };
+            layers.push(HostLayer {
+                attn_norm: vec(&l.attn_norm)?,
+                q: qkv[0].0.clone(),
+                k: qkv[1].0.clone(),
+                v: qkv[2].0.clone(),
+                q_bias: bias(qkv[0].1)?,
+                k_bias: bias(qkv[1].1)?,
+                v_bias: bias(qkv[2].1)?,
+                o: o[0].0.clone(),
+                o_bias: bias(o[0].1)?,
+                ffn_norm: vec(&l.ffn_norm)?,
+                gate: gu[0].0.clone(),
+                up: gu[1].0.clone(),
+                down: down[0].0.clone(),
+            });
+        }
+        let Some(out) = self.output.kernel_parts() else {
+            return Ok(None);
+        };
+        let (cos, sin) = crate::host::rope_tables(&self.config);
+        Ok(Some(HostModel {
+            embed: embed.clone(),
+            layers,
+            norm: vec(&self.norm)?,
+            output: out[0].0.clone(),
+            output_bias: bias(out[0].1)?,
+            cos,
+            sin,
+        }))
+    }
+
+    /// Whether the fused CPU forward is in use.
+    pub fn fused(&self) -> bool {
+        self.host.is_some()
     }
 
     /// The matrix code in use.
@@ -407,7 +467,7 @@ impl Model {
 
     /// A fresh session with an empty KV cache.
     pub fn new_session(&self) -> Result<Session> {
-        Session::new(&self.config, &self.device)
+        Session::new(&self.config, &self.device, self.host.is_some())
     }
 
     /// Runs `tokens` after what `session` already holds, in chunks, and
@@ -426,6 +486,10 @@ impl Model {
     /// One forward step of any number of tokens at the session's position;
     /// returns the logits of the last one.
     pub fn forward(&self, session: &mut Session, tokens: &[u32]) -> Result<Vec<f32>> {
+        if let Some(host) = &self.host {
+            let mut logits = host.forward(&self.config, &mut [(session, tokens)])?;
+            return Ok(logits.swap_remove(0));
+        }
         let n = tokens.len();
         let hidden = self.forward_segments(&mut [(session, tokens)])?;
         let last = hidden.narrow(0, n - 1, 1)?;
@@ -449,6 +513,9 @@ impl Model {
             .zip(tokens.chunks(1))
             .map(|(s, t)| (&mut **s, t))
             .collect();
+        if let Some(host) = &self.host {
+            return host.forward(&self.config, &mut segments);
+        }
         let hidden = self.forward_segments(&mut segments)?;
         self.logits(&hidden)
     }

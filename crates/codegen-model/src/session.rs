@@ -14,6 +14,9 @@ const MIN_CAPACITY: usize = 256;
 /// whole-cache copy per token.
 pub struct Session {
     layers: Vec<(Tensor, Tensor)>,
+    /// The fused CPU path's cache: per layer, keys and values as
+    /// `capacity x (n_kv_heads * head_dim)` position-major rows.
+    host: Option<Vec<(Vec<f32>, Vec<f32>)>>,
     capacity: usize,
     tokens: Vec<u32>,
     n_layers: usize,
@@ -23,9 +26,10 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(config: &ModelConfig, _device: &Device) -> Result<Self> {
+    pub(crate) fn new(config: &ModelConfig, _device: &Device, host: bool) -> Result<Self> {
         Ok(Self {
             layers: Vec::new(),
+            host: host.then(Vec::new),
             capacity: 0,
             tokens: Vec::new(),
             n_layers: config.n_layers,
@@ -56,7 +60,13 @@ impl Session {
 
     /// Bytes held by the cache.
     pub fn memory_bytes(&self) -> usize {
-        self.layers.len() * 2 * self.n_kv_heads * self.capacity * self.head_dim * 4
+        match &self.host {
+            Some(layers) => layers
+                .iter()
+                .map(|(k, v)| (k.capacity() + v.capacity()) * 4)
+                .sum(),
+            None => self.layers.len() * 2 * self.n_kv_heads * self.capacity * self.head_dim * 4,
+        }
     }
 
     /// Forgets everything after the first `n_tokens` positions.
@@ -81,9 +91,23 @@ impl Session {
             .iter()
             .map(|(k, v)| Ok((k.copy()?, v.copy()?)))
             .collect::<Result<Vec<_>>>()?;
+        // Only the positions in use are copied; the fork grows on demand.
+        let used = self.tokens.len() * self.n_kv_heads * self.head_dim;
+        let host = self.host.as_ref().map(|layers| {
+            layers
+                .iter()
+                .map(|(k, v)| (k[..used].to_vec(), v[..used].to_vec()))
+                .collect()
+        });
+        let capacity = if host.is_some() {
+            self.tokens.len()
+        } else {
+            self.capacity
+        };
         Ok(Self {
             layers,
-            capacity: self.capacity,
+            host,
+            capacity,
             tokens: self.tokens.clone(),
             n_layers: self.n_layers,
             n_kv_heads: self.n_kv_heads,
@@ -137,6 +161,52 @@ impl Session {
             k_cache.narrow(1, 0, at + n_new)?,
             v_cache.narrow(1, 0, at + n_new)?,
         ))
+    }
+
+    /// Makes room for `n_positions` positions in the fused path's cache
+    /// (capacity doubles; positions past the held tokens are dropped).
+    pub(crate) fn reserve_host(&mut self, n_positions: usize) {
+        let row = self.n_kv_heads * self.head_dim;
+        let n_layers = self.n_layers;
+        let held = self.tokens.len() * row;
+        let layers = self.host.get_or_insert_with(Vec::new);
+        if layers.len() != n_layers {
+            layers.clear();
+            layers.resize_with(n_layers, Default::default);
+        }
+        if n_positions <= self.capacity {
+            return;
+        }
+        let new_capacity = n_positions
+            .next_power_of_two()
+            .max(MIN_CAPACITY)
+            .min(self.max_positions.max(n_positions));
+        for (k, v) in layers.iter_mut() {
+            for c in [k, v] {
+                c.truncate(held);
+                c.reserve_exact(new_capacity * row - c.len());
+            }
+        }
+        self.capacity = new_capacity;
+    }
+
+    /// Writes the keys and values of new positions `at..` of one layer
+    /// (rows of `n_kv_heads * head_dim`) into the fused path's cache.
+    pub(crate) fn write_host(&mut self, layer: usize, at: usize, k: &[f32], v: &[f32]) {
+        let row = self.n_kv_heads * self.head_dim;
+        let layers = self.host.as_mut().expect("host cache");
+        let (kc, vc) = &mut layers[layer];
+        for (c, new) in [(kc, k), (vc, v)] {
+            c.truncate(at * row);
+            c.extend_from_slice(new);
+        }
+    }
+
+    /// The cached keys and values of one layer (fused path).
+    pub(crate) fn host_layer(&self, layer: usize) -> (&[f32], &[f32]) {
+        let layers = self.host.as_ref().expect("host cache");
+        let (k, v) = &layers[layer];
+        (k, v)
     }
 
     /// Records tokens whose keys and values were written by a forward step.

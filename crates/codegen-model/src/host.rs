@@ -1,0 +1,632 @@
+//! The fused CPU forward pass: the whole transformer on plain `f32` slices
+//! and our quantized kernels, with no candle tensors in the loop.
+//!
+//! Every buffer of a forward step lives in a per-thread [`Work`] that grows
+//! to the largest step seen and is then reused, so the decode loop does not
+//! allocate (apart from the logits row it returns). The matrix products,
+//! attention and the element-wise FFN activation run on the kernels' thread
+//! pool; RMSNorm, RoPE and the residual adds are cheap and run on the caller.
+//!
+//! Used when the model is on the CPU with the kernel backend and every weight
+//! has a kernel format; otherwise the candle path in `model.rs` runs.
+
+use std::cell::RefCell;
+
+use codegen_kernels::{dequantize_row, matmul, matmul_multi, parallel_for, QMatrix, Scratch};
+
+use crate::config::ModelConfig;
+use crate::error::{ModelError, Result};
+use crate::session::Session;
+
+/// One layer's weights.
+pub(crate) struct HostLayer {
+    pub attn_norm: Vec<f32>,
+    pub q: QMatrix,
+    pub k: QMatrix,
+    pub v: QMatrix,
+    pub q_bias: Option<Vec<f32>>,
+    pub k_bias: Option<Vec<f32>>,
+    pub v_bias: Option<Vec<f32>>,
+    pub o: QMatrix,
+    pub o_bias: Option<Vec<f32>>,
+    pub ffn_norm: Vec<f32>,
+    pub gate: QMatrix,
+    pub up: QMatrix,
+    pub down: QMatrix,
+}
+
+/// All weights of the fused path.
+pub(crate) struct HostModel {
+    pub embed: QMatrix,
+    pub layers: Vec<HostLayer>,
+    pub norm: Vec<f32>,
+    pub output: QMatrix,
+    pub output_bias: Option<Vec<f32>>,
+    /// `cos[pos * half + i]`, `sin[...]` for every position.
+    pub cos: Vec<f32>,
+    pub sin: Vec<f32>,
+}
+
+/// Per-thread buffers of one forward step.
+#[derive(Default)]
+struct Work {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    tmp: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    scratch: Scratch,
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+thread_local! {
+    static WORK: RefCell<Work> = RefCell::new(Work::default());
+    /// Attention scores of one task.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A raw output pointer shared by tasks that write disjoint ranges.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32, usize);
+// SAFETY: every task writes a range no other task touches (see the callers),
+// and the buffer outlives the pool call.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// # Safety
+    /// `start..start + len` must be in bounds and written by one task only.
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.1);
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
+
+/// Where the new tokens of one session sit in the step.
+struct Segment {
+    /// First row in the step's activations.
+    offset: usize,
+    n_new: usize,
+    n_past: usize,
+}
+
+fn kernel_err(name: &str, e: impl ToString) -> ModelError {
+    ModelError::BadTensor {
+        name: name.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl HostModel {
+    /// The transformer over several independent segments (a session and the
+    /// tokens that follow it); returns the final hidden state of the last
+    /// token of every segment, normalised by the output norm, as logits.
+    ///
+    /// `all_rows`: logits for every segment's last token (batched decode),
+    /// else only for the last segment's last token.
+    pub(crate) fn forward(
+        &self,
+        cfg: &ModelConfig,
+        segments: &mut [(&mut Session, &[u32])],
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut plan = Vec::with_capacity(segments.len());
+        let mut n = 0;
+        for (session, tokens) in segments.iter_mut() {
+            let n_new = tokens.len();
+            if n_new == 0 {
+                return Err(ModelError::EmptyPrompt);
+            }
+            if let Some(bad) = tokens.iter().find(|t| **t as usize >= cfg.vocab_size) {
+                return Err(ModelError::BadToken(*bad));
+            }
+            let n_past = session.len();
+            let total = n_past + n_new;
+            if total > cfg.context_length {
+                return Err(ModelError::ContextOverflow {
+                    needed: total,
+                    limit: cfg.context_length,
+                });
+            }
+            session.reserve_host(total);
+            plan.push(Segment {
+                offset: n,
+                n_new,
+                n_past,
+            });
+            n += n_new;
+        }
+        WORK.with(|w| {
+            let mut w = w.borrow_mut();
+            let logits = self.forward_in(cfg, &mut w, segments, &plan, n)?;
+            for (session, tokens) in segments.iter_mut() {
+                session.commit(tokens);
+            }
+            Ok(logits)
+        })
+    }
+
+    fn forward_in(
+        &self,
+        cfg: &ModelConfig,
+        w: &mut Work,
+        segments: &mut [(&mut Session, &[u32])],
+        plan: &[Segment],
+        n: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let h = cfg.hidden_size;
+        let hd = cfg.head_dim;
+        let kv_dim = cfg.n_kv_heads * hd;
+        let ffn = cfg.ffn_size;
+        let eps = cfg.rms_norm_eps as f32;
+        let Work {
+            x,
+            xn,
+            q,
+            k,
+            v,
+            att,
+            tmp,
+            gate,
+            up,
+            scratch,
+        } = w;
+        let x = grow(x, n * h);
+        let xn = grow(xn, n * h);
+        let q = grow(q, n * h);
+        let k = grow(k, n * kv_dim);
+        let v = grow(v, n * kv_dim);
+        let att = grow(att, n * h);
+        let tmp = grow(tmp, n * h);
+        let gate = grow(gate, n * ffn);
+        let up = grow(up, n * ffn);
+
+        let mut row = 0;
+        for (_, tokens) in segments.iter() {
+            for &t in tokens.iter() {
+                dequantize_row(&self.embed, t as usize, &mut x[row * h..(row + 1) * h])
+                    .map_err(|_| ModelError::BadToken(t))?;
+                row += 1;
+            }
+        }
+
+        for (li, layer) in self.layers.iter().enumerate() {
+            rms_norm(x, &layer.attn_norm, eps, xn);
+            matmul_multi(
+                &[&layer.q, &layer.k, &layer.v],
+                xn,
+                n,
+                &mut [&mut *q, &mut *k, &mut *v],
+                scratch,
+            )
+            .map_err(|e| kernel_err(&format!("blk.{li}.attn_qkv"), e))?;
+            add_bias(q, layer.q_bias.as_deref());
+            add_bias(k, layer.k_bias.as_deref());
+            add_bias(v, layer.v_bias.as_deref());
+            for seg in plan {
+                for i in 0..seg.n_new {
+                    let pos = seg.n_past + i;
+                    let r = seg.offset + i;
+                    self.rope(&mut q[r * h..(r + 1) * h], pos, hd);
+                    self.rope(&mut k[r * kv_dim..(r + 1) * kv_dim], pos, hd);
+                }
+            }
+            for (seg, (session, _)) in plan.iter().zip(segments.iter_mut()) {
+                let rows = seg.offset * kv_dim..(seg.offset + seg.n_new) * kv_dim;
+                session.write_host(li, seg.n_past, &k[rows.clone()], &v[rows]);
+            }
+            self.attention(cfg, li, segments, plan, q, att);
+            matmul(&layer.o, att, n, tmp, scratch)
+                .map_err(|e| kernel_err(&format!("blk.{li}.attn_output"), e))?;
+            add_bias(tmp, layer.o_bias.as_deref());
+            add_into(x, tmp);
+
+            rms_norm(x, &layer.ffn_norm, eps, xn);
+            matmul_multi(
+                &[&layer.gate, &layer.up],
+                xn,
+                n,
+                &mut [&mut *gate, &mut *up],
+                scratch,
+            )
+            .map_err(|e| kernel_err(&format!("blk.{li}.ffn_gate_up"), e))?;
+            silu_mul(gate, up);
+            matmul(&layer.down, gate, n, tmp, scratch)
+                .map_err(|e| kernel_err(&format!("blk.{li}.ffn_down"), e))?;
+            add_into(x, tmp);
+        }
+
+        // Logits of each segment's last token.
+        let n_out = plan.len();
+        let xs = &mut xn[..n_out * h];
+        for (j, seg) in plan.iter().enumerate() {
+            let r = seg.offset + seg.n_new - 1;
+            xs[j * h..(j + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
+        }
+        let normed = &mut tmp[..n_out * h];
+        rms_norm(xs, &self.norm, eps, normed);
+        let vocab = self.output.rows();
+        let mut logits = vec![0f32; n_out * vocab];
+        matmul(&self.output, normed, n_out, &mut logits, scratch)
+            .map_err(|e| kernel_err("output", e))?;
+        add_bias(&mut logits, self.output_bias.as_deref());
+        Ok(if n_out == 1 {
+            vec![logits]
+        } else {
+            logits.chunks(vocab).map(<[f32]>::to_vec).collect()
+        })
+    }
+
+    /// NeoX-style rotary embedding (halves rotated) of every head in `x`.
+    fn rope(&self, x: &mut [f32], pos: usize, hd: usize) {
+        let half = hd / 2;
+        let cos = &self.cos[pos * half..(pos + 1) * half];
+        let sin = &self.sin[pos * half..(pos + 1) * half];
+        for head in x.chunks_exact_mut(hd) {
+            let (a, b) = head.split_at_mut(half);
+            for i in 0..half {
+                let (x0, x1) = (a[i], b[i]);
+                a[i] = x0 * cos[i] - x1 * sin[i];
+                b[i] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+
+    /// Causal attention of the new tokens against each segment's cache.
+    /// One task per (segment, KV head, new token); the query heads sharing
+    /// a KV head are done together so each key and value is read once.
+    fn attention(
+        &self,
+        cfg: &ModelConfig,
+        layer: usize,
+        segments: &[(&mut Session, &[u32])],
+        plan: &[Segment],
+        q: &[f32],
+        att: &mut [f32],
+    ) {
+        let hd = cfg.head_dim;
+        let n_kv = cfg.n_kv_heads;
+        let group = cfg.n_heads / n_kv;
+        let h = cfg.hidden_size;
+        let kv_dim = n_kv * hd;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let caches: Vec<(&[f32], &[f32])> = segments
+            .iter()
+            .map(|(s, _)| s.host_layer(layer))
+            .collect();
+        // Task index -> (segment, token, kv head).
+        let mut starts = Vec::with_capacity(plan.len() + 1);
+        let mut total = 0;
+        for seg in plan {
+            starts.push(total);
+            total += seg.n_new * n_kv;
+        }
+        let out = SharedOut(att.as_mut_ptr(), att.len());
+        let level = simd();
+        let task = |t: usize| {
+            let si = starts.partition_point(|&s| s <= t) - 1;
+            let seg = &plan[si];
+            let local = t - starts[si];
+            let (i, kvh) = (local / n_kv, local % n_kv);
+            let row = seg.offset + i;
+            let n_keys = seg.n_past + i + 1;
+            let (kc, vc) = caches[si];
+            let qs = &q[row * h + kvh * group * hd..][..group * hd];
+            // SAFETY: this task alone writes the `group` heads of KV head
+            // `kvh` for token `row`.
+            let o = unsafe { out.slice(row * h + kvh * group * hd, group * hd) };
+            SCORES.with(|s| {
+                let mut s = s.borrow_mut();
+                let scores = grow(&mut s, group * n_keys);
+                attend(
+                    level,
+                    &Attend {
+                        q: qs,
+                        k: kc,
+                        v: vc,
+                        kv_stride: kv_dim,
+                        kv_off: kvh * hd,
+                        n_keys,
+                        hd,
+                        group,
+                        scale,
+                    },
+                    scores,
+                    o,
+                );
+            });
+        };
+        parallel_for(total, &task);
+    }
+}
+
+/// Inputs of one attention task.
+struct Attend<'a> {
+    /// `group` query heads of `hd` values each.
+    q: &'a [f32],
+    /// Cached keys/values: position `j` of this KV head starts at
+    /// `j * kv_stride + kv_off`.
+    k: &'a [f32],
+    v: &'a [f32],
+    kv_stride: usize,
+    kv_off: usize,
+    n_keys: usize,
+    hd: usize,
+    group: usize,
+    scale: f32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Generic,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+fn simd() -> Simd {
+    use std::sync::OnceLock;
+    static LEVEL: OnceLock<Simd> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let forced = std::env::var("CODEGEN_SIMD").unwrap_or_default();
+            if forced == "scalar" {
+                return Simd::Generic;
+            }
+            if forced != "avx2" && std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Generic
+    })
+}
+
+fn attend(level: Simd, a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected at run time.
+        Simd::Avx512 => unsafe { attend_avx512(a, scores, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Simd::Avx2 => unsafe { attend_avx2(a, scores, out) },
+        Simd::Generic => attend_body(a, scores, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn attend_avx512(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    attend_body(a, scores, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attend_avx2(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    attend_body(a, scores, out)
+}
+
+const LANES: usize = 16;
+
+/// `sum(a[i] * b[i])` in 16 independent lanes (vectorizes; the lane order
+/// is fixed, so results do not depend on the SIMD level's width).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = 0.0;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        s += x * y;
+    }
+    acc.iter().sum::<f32>() + s
+}
+
+#[inline(always)]
+fn attend_body(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    let (hd, group, n_keys) = (a.hd, a.group, a.n_keys);
+    // scores[g * n_keys + j] = q_g . k_j * scale
+    for j in 0..n_keys {
+        let kj = &a.k[j * a.kv_stride + a.kv_off..][..hd];
+        for g in 0..group {
+            scores[g * n_keys + j] = dot(&a.q[g * hd..(g + 1) * hd], kj) * a.scale;
+        }
+    }
+    for g in 0..group {
+        softmax(&mut scores[g * n_keys..(g + 1) * n_keys]);
+    }
+    out.fill(0.0);
+    for j in 0..n_keys {
+        let vj = &a.v[j * a.kv_stride + a.kv_off..][..hd];
+        for g in 0..group {
+            let p = scores[g * n_keys + j];
+            let o = &mut out[g * hd..(g + 1) * hd];
+            for (o, v) in o.iter_mut().zip(vj) {
+                *o += p * v;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn softmax(s: &mut [f32]) {
+    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in s.iter_mut() {
+        *v = exp(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in s.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// `e^x` to about 1 ulp over the f32 range (Cephes' polynomial after range
+/// reduction by ln 2); branch-free, so loops over it vectorize. Inputs below
+/// -87.3 give 0.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let under = x < -87.3;
+    let xc = x.clamp(-87.3, 88.7);
+    let n = (xc * LOG2E + 0.5).floor();
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let r2 = r * r;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * r2 + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if under {
+        0.0
+    } else {
+        y * scale
+    }
+}
+
+/// `gate = silu(gate) * up`, split over the pool.
+fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    const CHUNK: usize = 16 * 1024;
+    let n_chunks = gate.len().div_ceil(CHUNK);
+    let len = gate.len();
+    let out = SharedOut(gate.as_mut_ptr(), len);
+    let level = simd();
+    let task = |c: usize| {
+        let start = c * CHUNK;
+        let end = (start + CHUNK).min(len);
+        // SAFETY: chunk `c` belongs to this task alone.
+        let g = unsafe { out.slice(start, end - start) };
+        silu_mul_chunk(level, g, &up[start..end]);
+    };
+    if n_chunks <= 1 {
+        task(0);
+    } else {
+        parallel_for(n_chunks, &task);
+    }
+}
+
+fn silu_mul_chunk(level: Simd, g: &mut [f32], u: &[f32]) {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected at run time.
+        Simd::Avx512 => unsafe { silu_mul_avx512(g, u) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Simd::Avx2 => unsafe { silu_mul_avx2(g, u) },
+        Simd::Generic => silu_mul_body(g, u),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn silu_mul_avx512(g: &mut [f32], u: &[f32]) {
+    silu_mul_body(g, u)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn silu_mul_avx2(g: &mut [f32], u: &[f32]) {
+    silu_mul_body(g, u)
+}
+
+#[inline(always)]
+fn silu_mul_body(g: &mut [f32], u: &[f32]) {
+    for (g, u) in g.iter_mut().zip(u) {
+        *g = *g / (1.0 + exp(-*g)) * u;
+    }
+}
+
+/// Row-wise RMSNorm of `x` (rows of `w.len()`) into `out`.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let h = w.len();
+    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        let ss = dot(xr, xr);
+        let inv = 1.0 / (ss / h as f32 + eps).sqrt();
+        for ((o, xv), wv) in or.iter_mut().zip(xr).zip(w) {
+            *o = xv * inv * wv;
+        }
+    }
+}
+
+fn add_bias(y: &mut [f32], bias: Option<&[f32]>) {
+    if let Some(b) = bias {
+        for row in y.chunks_exact_mut(b.len()) {
+            for (y, b) in row.iter_mut().zip(b) {
+                *y += b;
+            }
+        }
+    }
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    for (x, y) in x.iter_mut().zip(y) {
+        *x += y;
+    }
+}
+
+/// RoPE tables as flat vectors: `cos[pos * half + i]`.
+pub(crate) fn rope_tables(config: &ModelConfig) -> (Vec<f32>, Vec<f32>) {
+    let half = config.head_dim / 2;
+    let n_pos = config.context_length;
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|i| {
+            1.0 / config
+                .rope_freq_base
+                .powf((2 * i) as f32 / config.head_dim as f32)
+        })
+        .collect();
+    let mut cos = Vec::with_capacity(n_pos * half);
+    let mut sin = Vec::with_capacity(n_pos * half);
+    for pos in 0..n_pos {
+        for f in &inv_freq {
+            let angle = pos as f32 * f;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    (cos, sin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exp;
+
+    #[test]
+    fn fast_exp_matches_std() {
+        let mut worst = 0f32;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let rel = ((exp(x) - x.exp()) / x.exp()).abs();
+            worst = worst.max(rel);
+            x += 0.013;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+        assert_eq!(exp(-1000.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!((exp(0.0) - 1.0).abs() < 1e-7);
+    }
+}
