@@ -439,7 +439,22 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
         s += x * y;
     }
-    acc.iter().sum::<f32>() + s
+    hsum(acc) + s
+}
+
+/// Sum of 16 lanes as a tree (halves added pairwise), which compiles to a
+/// few shuffles and vector adds instead of a 15-add dependency chain.
+#[inline(always)]
+fn hsum(acc: [f32; LANES]) -> f32 {
+    let mut h8 = [0f32; 8];
+    for l in 0..8 {
+        h8[l] = acc[l] + acc[l + 8];
+    }
+    let mut h4 = [0f32; 4];
+    for l in 0..4 {
+        h4[l] = h8[l] + h8[l + 4];
+    }
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
 }
 
 #[inline(always)]
