@@ -248,7 +248,7 @@ pub fn generate(
         if cancelled() {
             break FinishReason::Cancelled;
         }
-        logits = model.forward(session, &[token])?;
+        model.forward_into(session, &[token], &mut logits)?;
     };
     if finish != FinishReason::StopString && finish != FinishReason::Stopped {
         let rest = tracker.flush();

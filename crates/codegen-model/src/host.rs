@@ -109,16 +109,31 @@ fn kernel_err(name: &str, e: impl ToString) -> ModelError {
 
 impl HostModel {
     /// The transformer over several independent segments (a session and the
-    /// tokens that follow it); returns the final hidden state of the last
-    /// token of every segment, normalised by the output norm, as logits.
-    ///
-    /// `all_rows`: logits for every segment's last token (batched decode),
-    /// else only for the last segment's last token.
+    /// tokens that follow it); returns the logits of the last token of every
+    /// segment.
     pub(crate) fn forward(
         &self,
         cfg: &ModelConfig,
         segments: &mut [(&mut Session, &[u32])],
     ) -> Result<Vec<Vec<f32>>> {
+        let mut logits = Vec::new();
+        self.forward_into(cfg, segments, &mut logits)?;
+        let vocab = self.output.rows();
+        Ok(if segments.len() == 1 {
+            vec![logits]
+        } else {
+            logits.chunks(vocab).map(<[f32]>::to_vec).collect()
+        })
+    }
+
+    /// [`HostModel::forward`] writing the logits of each segment's last
+    /// token into `logits` (`segments.len() x vocab`), reusing its memory.
+    pub(crate) fn forward_into(
+        &self,
+        cfg: &ModelConfig,
+        segments: &mut [(&mut Session, &[u32])],
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
         let mut plan = Vec::with_capacity(segments.len());
         let mut n = 0;
         for (session, tokens) in segments.iter_mut() {
@@ -147,11 +162,11 @@ impl HostModel {
         }
         WORK.with(|w| {
             let mut w = w.borrow_mut();
-            let logits = self.forward_in(cfg, &mut w, segments, &plan, n)?;
+            self.forward_in(cfg, &mut w, segments, &plan, n, logits)?;
             for (session, tokens) in segments.iter_mut() {
                 session.commit(tokens);
             }
-            Ok(logits)
+            Ok(())
         })
     }
 
@@ -162,7 +177,8 @@ impl HostModel {
         segments: &mut [(&mut Session, &[u32])],
         plan: &[Segment],
         n: usize,
-    ) -> Result<Vec<Vec<f32>>> {
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
         let h = cfg.hidden_size;
         let hd = cfg.head_dim;
         let kv_dim = cfg.n_kv_heads * hd;
@@ -255,15 +271,11 @@ impl HostModel {
         let normed = &mut tmp[..n_out * h];
         rms_norm(xs, &self.norm, eps, normed);
         let vocab = self.output.rows();
-        let mut logits = vec![0f32; n_out * vocab];
-        matmul(&self.output, normed, n_out, &mut logits, scratch)
+        logits.resize(n_out * vocab, 0.0);
+        matmul(&self.output, normed, n_out, logits, scratch)
             .map_err(|e| kernel_err("output", e))?;
-        add_bias(&mut logits, self.output_bias.as_deref());
-        Ok(if n_out == 1 {
-            vec![logits]
-        } else {
-            logits.chunks(vocab).map(<[f32]>::to_vec).collect()
-        })
+        add_bias(logits, self.output_bias.as_deref());
+        Ok(())
     }
 
     /// NeoX-style rotary embedding (halves rotated) of every head in `x`.
@@ -523,6 +535,95 @@ pub(crate) fn exp(x: f32) -> f32 {
     }
 }
 
+/// `ln(sum(exp(x)))` over a logits row, with the vectorized exp.
+pub(crate) fn log_sum_exp(x: &[f32]) -> f32 {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    let sum = match simd() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected at run time.
+        Simd::Avx512 => unsafe { sum_exp_avx512(x, max) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Simd::Avx2 => unsafe { sum_exp_avx2(x, max) },
+        Simd::Generic => sum_exp_body(x, max),
+    };
+    max + sum.ln()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn sum_exp_avx512(x: &[f32], max: f32) -> f32 {
+    sum_exp_body(x, max)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sum_exp_avx2(x: &[f32], max: f32) -> f32 {
+    sum_exp_body(x, max)
+}
+
+#[inline(always)]
+fn sum_exp_body(x: &[f32], max: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            acc[l] += exp(c[l] - max);
+        }
+    }
+    let rest: f32 = chunks.remainder().iter().map(|v| exp(v - max)).sum();
+    hsum(acc) + rest
+}
+
+/// `out[i] = exp((x[i] - max) * scale)` (vectorized); returns their sum.
+pub(crate) fn exp_scaled_into(x: &[f32], max: f32, scale: f32, out: &mut Vec<f32>) -> f32 {
+    out.clear();
+    out.resize(x.len(), 0.0);
+    match simd() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the features were detected at run time.
+        Simd::Avx512 => unsafe { exp_scaled_avx512(x, max, scale, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Simd::Avx2 => unsafe { exp_scaled_avx2(x, max, scale, out) },
+        Simd::Generic => exp_scaled_body(x, max, scale, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn exp_scaled_avx512(x: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f32 {
+    exp_scaled_body(x, max, scale, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_scaled_avx2(x: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f32 {
+    exp_scaled_body(x, max, scale, out)
+}
+
+#[inline(always)]
+fn exp_scaled_body(x: &[f32], max: f32, scale: f32, out: &mut [f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut xs = x.chunks_exact(LANES);
+    let mut os = out.chunks_exact_mut(LANES);
+    for (c, o) in (&mut xs).zip(&mut os) {
+        for l in 0..LANES {
+            o[l] = exp((c[l] - max) * scale);
+            acc[l] += o[l];
+        }
+    }
+    let mut rest = 0.0;
+    for (c, o) in xs.remainder().iter().zip(os.into_remainder()) {
+        *o = exp((c - max) * scale);
+        rest += *o;
+    }
+    hsum(acc) + rest
+}
+
 /// `gate = silu(gate) * up`, split over the pool.
 fn silu_mul(gate: &mut [f32], up: &[f32]) {
     const CHUNK: usize = 16 * 1024;
@@ -643,5 +744,14 @@ mod tests {
         assert_eq!(exp(-1000.0), 0.0);
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!((exp(0.0) - 1.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn log_sum_exp_matches_the_plain_formula() {
+        let x: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 * 0.3 - 12.0).collect();
+        let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let plain = max + x.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+        assert!((super::log_sum_exp(&x) - plain).abs() < 1e-4);
+        assert_eq!(super::log_sum_exp(&[f32::NEG_INFINITY]), f32::NEG_INFINITY);
     }
 }

@@ -497,6 +497,21 @@ impl Model {
         Ok(logits.swap_remove(0))
     }
 
+    /// [`Model::forward`] writing the logits into `logits`, reusing its
+    /// memory (the decode loop calls this once per token).
+    pub fn forward_into(
+        &self,
+        session: &mut Session,
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
+        if let Some(host) = &self.host {
+            return host.forward_into(&self.config, &mut [(session, tokens)], logits);
+        }
+        *logits = self.forward(session, tokens)?;
+        Ok(())
+    }
+
     /// One decode step for several sessions at once: `tokens[i]` goes after
     /// what `sessions[i]` holds. The weights are read once for all of them.
     /// Returns one row of logits per session.

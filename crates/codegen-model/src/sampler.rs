@@ -42,10 +42,8 @@ pub struct Sampler {
 
 /// Log-probability of `token` under `softmax(logits)` (temperature 1).
 pub fn log_prob(logits: &[f32], token: u32) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
     match logits.get(token as usize) {
-        Some(l) => l - max - sum.ln(),
+        Some(l) => l - crate::host::log_sum_exp(logits),
         None => f32::NEG_INFINITY,
     }
 }
@@ -91,15 +89,31 @@ impl Sampler {
     fn sample_filtered(&mut self, logits: &[f32]) -> u32 {
         let inv_t = 1.0 / self.config.temperature;
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        self.weights.clear();
-        self.weights
-            .extend(logits.iter().map(|l| ((l - max) * inv_t).exp()));
-        let total: f32 = self.weights.iter().sum();
+        let total = crate::host::exp_scaled_into(logits, max, inv_t, &mut self.weights);
         let top_p = self.config.top_p.clamp(0.0, 1.0);
         let vocab = self.weights.len();
 
         if self.config.top_k.is_none() && top_p >= 1.0 {
             return self.draw_from_all(total);
+        }
+        if self.config.top_k.is_none() && top_p > 0.0 {
+            // Only tokens of weight >= eps can be in the nucleus: all the
+            // others together weigh less than vocab * eps < (1 - top_p) *
+            // total, so the tokens at or above eps already hold more than
+            // top_p of the mass and the nucleus ends among them.
+            let eps = 0.99 * (1.0 - top_p) * total / vocab as f32;
+            self.order.clear();
+            self.order.extend(
+                self.weights
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| **w >= eps)
+                    .map(|(i, _)| i as u32),
+            );
+            let weights = &self.weights;
+            self.order
+                .sort_unstable_by(|a, b| weights[*b as usize].total_cmp(&weights[*a as usize]));
+            return self.draw_nucleus(top_p, total);
         }
         let keep = self.config.top_k.unwrap_or(vocab).clamp(1, vocab);
         let preselect = if top_p < 1.0 {
@@ -128,7 +142,14 @@ impl Sampler {
             self.order.truncate(keep);
         }
         let keep_total: f32 = self.order.iter().map(|i| weights[*i as usize]).sum();
-        let limit = top_p * keep_total;
+        self.draw_nucleus(top_p, keep_total)
+    }
+
+    /// Draws from the smallest prefix of `self.order` (sorted by weight,
+    /// descending) whose weight reaches `top_p * mass`.
+    fn draw_nucleus(&mut self, top_p: f32, mass: f32) -> u32 {
+        let weights = &self.weights;
+        let limit = top_p * mass;
         let mut cumulative = 0.0;
         let mut n_nucleus = 0;
         for idx in &self.order {
@@ -163,5 +184,57 @@ impl Sampler {
             }
         }
         last_positive as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Top-p draws only from the smallest set of most likely tokens whose
+    /// probability reaches p (computed here by brute force), and from all
+    /// of them.
+    #[test]
+    fn top_p_draws_exactly_from_the_nucleus() {
+        // Distinct logits: a few likely tokens, a long tail, and the rest
+        // practically impossible (ties at the nucleus edge would make the
+        // nucleus ambiguous).
+        let mut logits = vec![-40f32; 5000];
+        for (i, v) in [6.0, 5.5, 5.0, 4.0, 3.0].iter().enumerate() {
+            logits[i * 7] = *v;
+        }
+        for i in 0..300 {
+            logits[1000 + i * 13] = 2.0 - i as f32 * 0.01;
+        }
+        for top_p in [0.3f32, 0.5, 0.8] {
+            let max = 6.0f32;
+            let w: Vec<f64> = logits.iter().map(|l| ((l - max) as f64).exp()).collect();
+            let total: f64 = w.iter().sum();
+            let mut order: Vec<usize> = (0..w.len()).collect();
+            order.sort_by(|a, b| w[*b].total_cmp(&w[*a]));
+            let mut cum = 0.0;
+            let mut nucleus = Vec::new();
+            for i in order {
+                cum += w[i];
+                nucleus.push(i as u32);
+                if cum >= top_p as f64 * total {
+                    break;
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            for seed in 0..8000 {
+                let mut s = Sampler::new(SamplingConfig {
+                    temperature: 1.0,
+                    top_k: None,
+                    top_p,
+                    seed,
+                });
+                let (t, lp) = s.sample(&logits);
+                assert!(nucleus.contains(&t), "p={top_p}: {t} not in the nucleus");
+                assert!(lp < 0.0);
+                seen.insert(t);
+            }
+            assert_eq!(seen.len(), nucleus.len(), "p={top_p}");
+        }
     }
 }
