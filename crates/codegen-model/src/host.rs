@@ -98,6 +98,8 @@ struct Segment {
     offset: usize,
     n_new: usize,
     n_past: usize,
+    /// Index of its first attention task (one per new token and KV head).
+    first_task: usize,
 }
 
 fn kernel_err(name: &str, e: impl ToString) -> ModelError {
@@ -157,6 +159,7 @@ impl HostModel {
                 offset: n,
                 n_new,
                 n_past,
+                first_task: n * cfg.n_kv_heads,
             });
             n += n_new;
         }
@@ -311,27 +314,18 @@ impl HostModel {
         let h = cfg.hidden_size;
         let kv_dim = n_kv * hd;
         let scale = 1.0 / (hd as f32).sqrt();
-        let caches: Vec<(&[f32], &[f32])> = segments
-            .iter()
-            .map(|(s, _)| s.host_layer(layer))
-            .collect();
-        // Task index -> (segment, token, kv head).
-        let mut starts = Vec::with_capacity(plan.len() + 1);
-        let mut total = 0;
-        for seg in plan {
-            starts.push(total);
-            total += seg.n_new * n_kv;
-        }
+        let total = plan.last().map_or(0, |s| s.first_task + s.n_new * n_kv);
         let out = SharedOut(att.as_mut_ptr(), att.len());
         let level = simd();
         let task = |t: usize| {
-            let si = starts.partition_point(|&s| s <= t) - 1;
+            // Task index -> (segment, token, KV head).
+            let si = plan.partition_point(|s| s.first_task <= t) - 1;
             let seg = &plan[si];
-            let local = t - starts[si];
+            let local = t - seg.first_task;
             let (i, kvh) = (local / n_kv, local % n_kv);
             let row = seg.offset + i;
             let n_keys = seg.n_past + i + 1;
-            let (kc, vc) = caches[si];
+            let (kc, vc) = segments[si].0.host_layer(layer);
             let qs = &q[row * h + kvh * group * hd..][..group * hd];
             // SAFETY: this task alone writes the `group` heads of KV head
             // `kvh` for token `row`.
