@@ -548,6 +548,22 @@ fn parse_assignments(text: &str) -> Option<Vec<(String, String)>> {
 /// End of a value: a top-level `,` or a top-level space.
 fn value_end(text: &str) -> usize {
     let mut depth = 0i32;
+    scan_unquoted(text, |i, c| {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' | ' ' | '\t' | '\n' if depth <= 0 => return Some(i),
+            _ => {}
+        }
+        None
+    })
+    .unwrap_or(text.len())
+}
+
+/// Calls `visit(byte_index, char)` for every character of `text` outside
+/// Python string quotes (`'…'` / `"…"`, backslash escapes honoured) until it
+/// returns `Some`.
+fn scan_unquoted<T>(text: &str, mut visit: impl FnMut(usize, char) -> Option<T>) -> Option<T> {
     let mut quote: Option<char> = None;
     let mut escaped = false;
     for (i, c) in text.char_indices() {
@@ -561,15 +577,15 @@ fn value_end(text: &str) -> usize {
             }
             continue;
         }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth -= 1,
-            ',' | ' ' | '\t' | '\n' if depth <= 0 => return i,
-            _ => {}
+        if c == '"' || c == '\'' {
+            quote = Some(c);
+            continue;
+        }
+        if let Some(found) = visit(i, c) {
+            return Some(found);
         }
     }
-    text.len()
+    None
 }
 
 fn call_from_assignments(
@@ -709,26 +725,10 @@ fn first_top_level_space(text: &str) -> Option<usize> {
 }
 
 fn cut_comment(text: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '#' => return &text[..i],
-            _ => {}
-        }
+    match scan_unquoted(text, |i, c| (c == '#').then_some(i)) {
+        Some(i) => &text[..i],
+        None => text,
     }
-    text
 }
 
 /// Builtins that are never taken for a misnamed function in an example.
