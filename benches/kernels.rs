@@ -10,7 +10,8 @@
 //! machine's memory bandwidth (sum over a 1 GiB buffer, and memcpy), then a
 //! whole-model decode/prefill estimate (all matmuls of one token of the 0.5B
 //! and 1.5B models, fused Q/K/V and gate/up calls). Flags: `--quick` (shorter
-//! timing budget), `--decode-only`, `--best-only` (best SIMD level only);
+//! timing budget), `--decode-only`, `--best-only` (best SIMD level only, in
+//! the model estimate), `--levels=avx512,amx` (only these levels);
 //! `BENCH_HUGEPAGES=1` backs the weights with transparent huge pages.
 //!
 //! Figures on the 2-core dev machine (2026-11-28, AVX-512 level, quiet
@@ -22,6 +23,22 @@
 //!   i.e. at the memory bandwidth), 40 ms at 1 thread.
 //! - 0.5B prefill, 64 tokens: 239 ms at 2 threads (268 tok/s), 461 ms at 1.
 //! - 1.5B decode: 50.5 ms at 2 threads (19.4 GB/s); prefill 64: 786 ms.
+//!
+//! AMX level (AMX-INT8 tiles for calls of >= 8 tokens), same machine,
+//! 2026-11-28, `-- model --quick --levels=avx512,amx` (kernel-only whole-model
+//! prefill; the 2-thread 1.5B runs overlapped another build, so they are
+//! noisy):
+//!
+//! | model, tokens | AVX-512 1 thr | AMX 1 thr | AVX-512 2 thr | AMX 2 thr |
+//! |---|---|---|---|---|
+//! | 0.5B, 64  | 150 tok/s (427 ms)  | 423 tok/s (151 ms) | 278 tok/s (230 ms) | 756 tok/s (85 ms) |
+//! | 0.5B, 256 | 145 tok/s (1.77 s)  | 529 tok/s (484 ms) | 274 tok/s (933 ms) | 509 tok/s* (503 ms) |
+//! | 1.5B, 64  | 36 tok/s* (1.76 s)  | 164 tok/s (391 ms) | 44 tok/s* (1.47 s) | 150 tok/s* (428 ms) |
+//! | 1.5B, 256 | 44 tok/s (5.81 s)   | 168 tok/s (1.52 s) | 44 tok/s* (5.84 s) | 185 tok/s* (1.38 s) |
+//!
+//! (* = the other core was busy). Per shape at 1 thread, AMX vs AVX-512 at
+//! 64 tokens is 3.5-5x (e.g. 1.5B ffn_gate Q4_K 8960x1536: 3.1 ms vs
+//! 16.0 ms; ffn_down Q6_K 1536x8960: 3.5 ms vs 12.0 ms at 2 threads).
 
 use codegen_kernels::{
     available_simd_levels, matmul, matmul_multi, set_num_threads, set_simd_level, QMatrix, QType,
@@ -258,7 +275,15 @@ fn main() {
     let filter: Option<&String> = args.iter().find(|a| !a.starts_with("--"));
     let budget = Duration::from_millis(if quick { 150 } else { 600 });
     let mut rng = Rng(0x1234_5678_9abc_def1);
-    let levels = available_simd_levels();
+    // --levels=avx512,amx: only these SIMD levels (default: all supported).
+    let levels: Vec<SimdLevel> = match args.iter().find_map(|a| a.strip_prefix("--levels=")) {
+        Some(list) => list
+            .split(',')
+            .filter_map(SimdLevel::parse)
+            .filter(|l| l.is_supported())
+            .collect(),
+        None => available_simd_levels(),
+    };
     println!("levels: {levels:?}");
 
     if filter.is_none_or(|f| "membw".contains(f.as_str())) {
@@ -302,11 +327,14 @@ fn main() {
             set_simd_level(level).expect("supported level");
             for threads in [1, 2] {
                 set_num_threads(threads);
-                for n_tokens in [1usize, 64] {
+                for &n_tokens in shape_tokens(level) {
                     // The scalar path is only a reference: keep it short.
                     if level == SimdLevel::Scalar
                         && (n_tokens > 1 || threads > 1 || c.rows > 10_000)
                     {
+                        continue;
+                    }
+                    if n_tokens > 64 && c.rows > 10_000 {
                         continue;
                     }
                     let x: Vec<f32> = (0..n_tokens * c.cols)
@@ -351,6 +379,17 @@ fn main() {
             levels
         };
         model_estimate(&mut rng, budget, &levels, decode_only);
+    }
+}
+
+/// Token counts per shape: decode (1) and prefill; AMX only for prefill (at
+/// 1 token it runs the AVX-512 kernels), AVX2 only at 1 and 64.
+fn shape_tokens(level: SimdLevel) -> &'static [usize] {
+    match level {
+        SimdLevel::Scalar => &[1],
+        SimdLevel::Avx2 => &[1, 64],
+        SimdLevel::Amx => &[16, 64, 256],
+        _ => &[1, 16, 64, 256],
     }
 }
 
@@ -434,8 +473,14 @@ fn model_estimate(rng: &mut Rng, budget: Duration, levels: &[SimdLevel], decode_
             set_simd_level(level).expect("level");
             for threads in [1, 2] {
                 set_num_threads(threads);
-                for n_tokens in [1usize, 64] {
+                for n_tokens in [1usize, 64, 256] {
                     if decode_only && n_tokens > 1 {
+                        continue;
+                    }
+                    // AMX = AVX-512 for one token; AVX2 only up to 64.
+                    if (level == SimdLevel::Amx && n_tokens == 1)
+                        || (level == SimdLevel::Avx2 && n_tokens > 64)
+                    {
                         continue;
                     }
                     let mut s = Scratch::new();
@@ -478,7 +523,7 @@ fn model_estimate(rng: &mut Rng, budget: Duration, levels: &[SimdLevel], decode_
                     );
                     let s_ = t.as_secs_f64();
                     println!(
-                        "model {:<22} {:>7} thr {} n_tokens {:>2}: {} per step (min {}) = {:7.1} tok/s (matmuls only; {:.0} MB weights, {:.1} GB/s)",
+                        "model {:<22} {:>7} thr {} n_tokens {:>3}: {} per step (min {}) = {:7.1} tok/s (matmuls only; {:.0} MB weights, {:.1} GB/s)",
                         m.name,
                         format!("{level:?}"),
                         threads,

@@ -15,10 +15,18 @@ pub(crate) const TILE: usize = 8;
 /// Tokens per kernel call at `level` (bounded by the registers it has).
 fn tile_for(level: SimdLevel) -> usize {
     match level {
-        SimdLevel::Avx512 => 8,
+        SimdLevel::Avx512 | SimdLevel::Amx => 8,
         _ => 4,
     }
 }
+
+/// Fewest tokens for which `SimdLevel::Amx` uses the AMX tiles (below, the
+/// AVX-512 kernels run). A call costs AMX about the same for 1..16 tokens
+/// (one token tile, dominated by unpacking the weights); measured on the
+/// 0.5B shapes at 1 thread it breaks even with AVX-512 at ~5 tokens
+/// (Q5_0/Q8_0/Q4_K) to ~9 (Q6_K), and at 8 tokens is 1.3-1.6x faster
+/// (Q6_K: 10% slower).
+pub(crate) const AMX_MIN_TOKENS: usize = 8;
 
 /// Target size of the weight rows one task keeps hot while it walks all token
 /// tiles (prefill); about half of a typical L2.
@@ -70,6 +78,12 @@ pub struct Scratch {
     qk_d: Vec<f32>,
     qk_bsums: Vec<i16>,
     tasks: Vec<Task>,
+    /// The activations re-laid out for the AMX path (see `amx::AmxActs`).
+    amx_q8_b: Vec<i8>,
+    amx_q8_d: Vec<f32>,
+    amx_qk_b: Vec<i8>,
+    amx_qk_d: Vec<f32>,
+    amx_qk_bs: Vec<i32>,
 }
 
 impl Scratch {
@@ -83,6 +97,8 @@ struct Task {
     mat: usize,
     r0: usize,
     r1: usize,
+    /// Runs on the AMX tiles.
+    amx: bool,
 }
 
 /// `out[t * w.rows() + r] = dot(row r of w, x[t * w.cols()..][..w.cols()])`
@@ -126,6 +142,20 @@ unsafe impl Sync for OutPtr {}
 /// `matmul_multi` at an explicit SIMD level (tests run every level).
 pub(crate) fn matmul_multi_at(
     level: SimdLevel,
+    ws: &[&QMatrix],
+    x: &[f32],
+    n_tokens: usize,
+    outs: &mut [&mut [f32]],
+    scratch: &mut Scratch,
+) -> Result<(), KernelError> {
+    matmul_multi_with(level, AMX_MIN_TOKENS, ws, x, n_tokens, outs, scratch)
+}
+
+/// `matmul_multi_at` with the AMX token threshold as a parameter (tests
+/// force the AMX path on small calls).
+pub(crate) fn matmul_multi_with(
+    level: SimdLevel,
+    amx_min_tokens: usize,
     ws: &[&QMatrix],
     x: &[f32],
     n_tokens: usize,
@@ -184,6 +214,18 @@ pub(crate) fn matmul_multi_at(
         return Ok(());
     }
 
+    // AMX: every matrix of a covered type goes through the tiles (which
+    // includes every type with 8-bit activations).
+    #[cfg(target_arch = "x86_64")]
+    let use_amx = level == SimdLevel::Amx
+        && n_tokens >= amx_min_tokens.max(1)
+        && ws.iter().any(|w| crate::amx::covers(w.qtype()));
+    #[cfg(not(target_arch = "x86_64"))]
+    let use_amx = {
+        let _ = amx_min_tokens;
+        false
+    };
+
     // Quantize the activations once per kind needed.
     let need_q8 = ws.iter().any(|w| w.qtype().act_kind() == ActKind::Q8_0);
     let need_qk = ws.iter().any(|w| w.qtype().act_kind() == ActKind::Q8K);
@@ -197,12 +239,15 @@ pub(crate) fn matmul_multi_at(
             &mut scratch.q8_qs[..x_len],
             &mut scratch.q8_d[..x_len / QK],
         );
-        for ((s, q), d) in scratch.q8_s[..x_len / QK]
-            .iter_mut()
-            .zip(scratch.q8_qs[..x_len].chunks_exact(QK))
-            .zip(&scratch.q8_d[..x_len / QK])
-        {
-            *s = d * q.iter().map(|&v| v as i32).sum::<i32>() as f32;
+        // The block sums only serve the AVX-512 kernels' unsigned-weight trick.
+        if !use_amx {
+            for ((s, q), d) in scratch.q8_s[..x_len / QK]
+                .iter_mut()
+                .zip(scratch.q8_qs[..x_len].chunks_exact(QK))
+                .zip(&scratch.q8_d[..x_len / QK])
+            {
+                *s = d * q.iter().map(|&v| v as i32).sum::<i32>() as f32;
+            }
         }
     }
     if need_qk {
@@ -217,6 +262,20 @@ pub(crate) fn matmul_multi_at(
             &mut scratch.qk_bsums[..x_len / 16],
         );
     }
+    #[cfg(target_arch = "x86_64")]
+    let amx_acts = {
+        if use_amx {
+            pack_amx(scratch, need_q8, need_qk, n_tokens, cols);
+        }
+        crate::amx::AmxActs {
+            q8_b: &scratch.amx_q8_b,
+            q8_d: &scratch.amx_q8_d,
+            qk_b: &scratch.amx_qk_b,
+            qk_d: &scratch.amx_qk_d,
+            qk_bs: &scratch.amx_qk_bs,
+            cols,
+        }
+    };
     let acts = Acts {
         x,
         q8_qs: if need_q8 {
@@ -256,16 +315,21 @@ pub(crate) fn matmul_multi_at(
     let pool = global_pool();
     let n_threads = pool.n_threads();
     let total_rows: usize = ws.iter().map(|w| w.rows()).sum();
+    // (AMX tasks: whole 16-row tiles.)
     let per_task = total_rows
         .div_ceil(n_threads * 8)
         .max(16)
-        .next_multiple_of(4);
+        .next_multiple_of(if use_amx { 16 } else { 4 });
     scratch.tasks.clear();
     for (mat, w) in ws.iter().enumerate() {
+        #[cfg(target_arch = "x86_64")]
+        let amx = use_amx && crate::amx::covers(w.qtype());
+        #[cfg(not(target_arch = "x86_64"))]
+        let amx = false;
         let mut r0 = 0;
         while r0 < w.rows() {
             let r1 = (r0 + per_task).min(w.rows());
-            scratch.tasks.push(Task { mat, r0, r1 });
+            scratch.tasks.push(Task { mat, r0, r1, amx });
             r0 = r1;
         }
     }
@@ -302,11 +366,64 @@ pub(crate) fn matmul_multi_at(
     let run = |i: usize| {
         let t = tasks[i];
         let w = ws[t.mat];
+        #[cfg(target_arch = "x86_64")]
+        if t.amx {
+            let p = ptrs[t.mat];
+            // SAFETY: `t.amx` implies level Amx is supported (AMX usable,
+            // AVX-512 present) and `w` is a covered type; `amx_acts` was
+            // packed for this call; tasks cover disjoint row ranges of each
+            // output and `outs` is not otherwise accessed until the pool
+            // call returns (as in `run_task`).
+            unsafe { crate::amx::run_task(w, &amx_acts, n_tokens, t.r0..t.r1, p.ptr, p.len) };
+            return;
+        }
         let kernel = kernels[type_index(w.qtype())];
         run_task(w, kernel, tile, &acts, n_tokens, t.r0..t.r1, ptrs[t.mat]);
     };
     pool.run(tasks.len(), &run);
     Ok(())
+}
+
+/// Re-lays out the quantized activations in `scratch` for the AMX path.
+#[cfg(target_arch = "x86_64")]
+fn pack_amx(scratch: &mut Scratch, need_q8: bool, need_qk: bool, n_tokens: usize, cols: usize) {
+    use crate::amx::{n_tiles, pack_b, pack_per_token, TOK};
+    let padded = n_tiles(n_tokens) * TOK;
+    let x_len = n_tokens * cols;
+    if need_q8 {
+        let nb = cols / QK;
+        resize(&mut scratch.amx_q8_b, padded * cols, 0);
+        resize(&mut scratch.amx_q8_d, padded * nb, 0.0);
+        pack_b(
+            &scratch.q8_qs[..x_len],
+            n_tokens,
+            cols,
+            &mut scratch.amx_q8_b,
+        );
+        let d = &scratch.q8_d;
+        pack_per_token(n_tokens, nb, &mut scratch.amx_q8_d, |t, b| d[t * nb + b]);
+    }
+    if need_qk {
+        let (nsb, n16) = (cols / QK_K, cols / 16);
+        resize(&mut scratch.amx_qk_b, padded * cols, 0);
+        resize(&mut scratch.amx_qk_d, padded * nsb, 0.0);
+        resize(&mut scratch.amx_qk_bs, padded * nsb * 4, 0);
+        pack_b(
+            &scratch.qk_qs[..x_len],
+            n_tokens,
+            cols,
+            &mut scratch.amx_qk_b,
+        );
+        let d = &scratch.qk_d;
+        pack_per_token(n_tokens, nsb, &mut scratch.amx_qk_d, |t, b| d[t * nsb + b]);
+        // Sums of 32 (sub-blocks 2p and 2p + 1 of each super-block) as i16 pairs.
+        let bs = &scratch.qk_bsums;
+        let sum32 =
+            |t: usize, j: usize| bs[t * n16 + 2 * j] as i32 + bs[t * n16 + 2 * j + 1] as i32;
+        pack_per_token(n_tokens, nsb * 4, &mut scratch.amx_qk_bs, |t, i| {
+            (sum32(t, 2 * i) & 0xFFFF) | (sum32(t, 2 * i + 1) << 16)
+        });
+    }
 }
 
 fn resize<T: Copy>(v: &mut Vec<T>, n: usize, fill: T) {
@@ -345,7 +462,7 @@ pub(crate) fn select(level: SimdLevel, qtype: QType) -> DotFn {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 if level.is_supported() => crate::x86::avx2::select(qtype),
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 if level.is_supported() => {
+        SimdLevel::Avx512 | SimdLevel::Amx if level.is_supported() => {
             use crate::x86::{avx512, avx512_k, avx512_q32};
             avx512_q32::select(qtype)
                 .or_else(|| avx512_k::select(qtype))

@@ -12,15 +12,20 @@ pub enum SimdLevel {
     Avx2,
     /// x86_64 AVX-512 F/BW/VL + VNNI (`vpdpbusd`, 512-bit where it pays).
     Avx512,
+    /// AVX-512 plus Intel AMX-INT8 tiles (`tdpbssd`) for the quantized
+    /// formats when a call has at least `AMX_MIN_TOKENS` tokens (prefill);
+    /// smaller calls and F16/F32 weights run the AVX-512 kernels.
+    Amx,
 }
 
 impl SimdLevel {
-    /// Parses `scalar`, `avx2`, `avx512` (as in `CODEGEN_SIMD`).
+    /// Parses `scalar`, `avx2`, `avx512`, `amx` (as in `CODEGEN_SIMD`).
     pub fn parse(s: &str) -> Option<SimdLevel> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" | "none" => Some(SimdLevel::Scalar),
             "avx2" => Some(SimdLevel::Avx2),
             "avx512" | "avx-512" => Some(SimdLevel::Avx512),
+            "amx" => Some(SimdLevel::Amx),
             _ => None,
         }
     }
@@ -43,6 +48,8 @@ impl SimdLevel {
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Amx => SimdLevel::Avx512.is_supported() && crate::amx::is_available(),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -51,10 +58,15 @@ impl SimdLevel {
 
 /// All levels this CPU supports, slowest first (tests run every one).
 pub fn available_simd_levels() -> Vec<SimdLevel> {
-    [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512]
-        .into_iter()
-        .filter(|l| l.is_supported())
-        .collect()
+    [
+        SimdLevel::Scalar,
+        SimdLevel::Avx2,
+        SimdLevel::Avx512,
+        SimdLevel::Amx,
+    ]
+    .into_iter()
+    .filter(|l| l.is_supported())
+    .collect()
 }
 
 const UNSET: u8 = u8::MAX;
@@ -67,7 +79,8 @@ fn decode(v: u8) -> SimdLevel {
     match v {
         0 => SimdLevel::Scalar,
         1 => SimdLevel::Avx2,
-        _ => SimdLevel::Avx512,
+        2 => SimdLevel::Avx512,
+        _ => SimdLevel::Amx,
     }
 }
 

@@ -14,7 +14,7 @@
 //! compared against the Python `gguf` package's `gguf.quants.dequantize`.
 
 use crate::formats::{dequantize_row, quantize_row_q8_0, quantize_row_q8_k, ActKind, QK, QK_K};
-use crate::matmul::{matmul_multi_at, Scratch};
+use crate::matmul::{matmul_multi_at, matmul_multi_with, Scratch, AMX_MIN_TOKENS};
 use crate::pool::ThreadPool;
 use crate::simd::available_simd_levels;
 use crate::{matmul, KernelError, QMatrix, QType, SimdLevel};
@@ -103,11 +103,39 @@ fn quantized_x(qtype: QType, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
 /// Checks `matmul` of `w` at `level` against the f64 references.
 #[track_caller]
 fn check_matmul(level: SimdLevel, w: &QMatrix, n_tokens: usize, rng: &mut Rng) {
+    check_matmul_with(level, AMX_MIN_TOKENS, w, n_tokens, rng);
+}
+
+/// `check_matmul` with an explicit AMX token threshold.
+#[track_caller]
+fn check_matmul_with(
+    level: SimdLevel,
+    amx_min_tokens: usize,
+    w: &QMatrix,
+    n_tokens: usize,
+    rng: &mut Rng,
+) {
     let (rows, cols) = (w.rows(), w.cols());
     let x = random_x(n_tokens * cols, rng);
     let mut out = vec![f32::NAN; n_tokens * rows];
     let mut scratch = Scratch::new();
-    matmul_multi_at(level, &[w], &x, n_tokens, &mut [&mut out], &mut scratch).expect("matmul");
+    matmul_multi_with(
+        level,
+        amx_min_tokens,
+        &[w],
+        &x,
+        n_tokens,
+        &mut [&mut out],
+        &mut scratch,
+    )
+    .expect("matmul");
+    check_against_reference(level, w, &x, n_tokens, &out);
+}
+
+/// Checks `out = w x` (`n_tokens` tokens) against the f64 references.
+#[track_caller]
+fn check_against_reference(level: SimdLevel, w: &QMatrix, x: &[f32], n_tokens: usize, out: &[f32]) {
+    let (rows, cols) = (w.rows(), w.cols());
     let mut wrow = vec![0f32; cols];
     for r in 0..rows {
         dequantize_row(w, r, &mut wrow).expect("dequantize");
@@ -241,6 +269,139 @@ fn multi_matches_separate_calls() {
             matmul_multi_at(level, &[w], &x, n_tokens, &mut [&mut single], &mut s).expect("single");
             assert_eq!(o, &single, "{level:?} {:?}", w.qtype());
         }
+    }
+}
+
+const AMX_TYPES: [QType; 6] = [
+    QType::Q4_0,
+    QType::Q5_0,
+    QType::Q8_0,
+    QType::Q4_K,
+    QType::Q5_K,
+    QType::Q6_K,
+];
+
+/// The AMX level, or (printing a note) the best level this CPU has, so the
+/// AMX tests still check the other paths on the same shapes.
+fn amx_or_best() -> SimdLevel {
+    if SimdLevel::Amx.is_supported() {
+        SimdLevel::Amx
+    } else {
+        eprintln!("note: no usable AMX-INT8 here; AMX tests check the best other level instead");
+        *available_simd_levels().last().expect("scalar at least")
+    }
+}
+
+#[test]
+fn amx_path_matches_reference() {
+    let level = amx_or_best();
+    let mut rng = Rng(0xA3A3_5EED);
+    #[cfg(target_arch = "x86_64")]
+    let before = crate::amx::TASKS_RUN.load(Ordering::Relaxed);
+    for q in AMX_TYPES {
+        for &cols in cols_for(q) {
+            for rows in [1, 17, 37] {
+                let w = random_matrix(q, rows, cols, &mut rng);
+                for n_tokens in [1, 15, 16, 17, 33, 64, 100] {
+                    // Forced onto the tiles, then with the default threshold.
+                    check_matmul_with(level, 1, &w, n_tokens, &mut rng);
+                    check_matmul(level, &w, n_tokens, &mut rng);
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Amx {
+        assert!(
+            crate::amx::TASKS_RUN.load(Ordering::Relaxed) > before,
+            "AMX path never ran"
+        );
+    }
+}
+
+#[test]
+fn amx_extreme_values_stay_exact() {
+    // Saturated quants and activations: the int32 tile sums must not lose
+    // anything (all-equal rows give exactly representable results).
+    let level = amx_or_best();
+    let mut rng = Rng(77);
+    for q in AMX_TYPES {
+        let cols = if q.block_size() == QK_K { 2048 } else { 4096 };
+        let mut w = random_matrix(q, 33, cols, &mut rng);
+        let bytes: Vec<u8> = w
+            .bytes()
+            .chunks_exact(q.block_bytes())
+            .flat_map(|b| {
+                let mut b = b.to_vec();
+                match q {
+                    QType::Q8_0 => b[2..].fill(0x81), // -127
+                    QType::Q6_K => b[..192].fill(0),  // -32
+                    _ => {}
+                }
+                b
+            })
+            .collect();
+        w = QMatrix::new(q, 33, cols, bytes).expect("valid");
+        let x: Vec<f32> = (0..40 * cols)
+            .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let mut out = vec![0f32; 40 * 33];
+        let mut s = Scratch::new();
+        matmul_multi_with(level, 1, &[&w], &x, 40, &mut [&mut out], &mut s).expect("matmul");
+        check_against_reference(level, &w, &x, 40, &out);
+    }
+}
+
+#[test]
+fn amx_multi_mixed_formats() {
+    let level = amx_or_best();
+    let mut rng = Rng(0xB0B);
+    let cols = 768;
+    let ws = [
+        random_matrix(QType::Q5_0, 40, cols, &mut rng),
+        random_matrix(QType::Q8_0, 8, cols, &mut rng),
+        random_matrix(QType::Q4_K, 19, cols, &mut rng),
+        random_matrix(QType::Q6_K, 3, cols, &mut rng),
+        random_matrix(QType::F16, 5, cols, &mut rng),
+        random_matrix(QType::Q5_K, 33, cols, &mut rng),
+        random_matrix(QType::Q4_0, 16, cols, &mut rng),
+        random_matrix(QType::F32, 2, cols, &mut rng),
+        random_matrix(QType::Q6_K, 130, cols, &mut rng),
+    ];
+    let refs: Vec<&QMatrix> = ws.iter().collect();
+    for n_tokens in [1, 15, 16, 17, 33, 100] {
+        let x = random_x(n_tokens * cols, &mut rng);
+        let mut s = Scratch::new();
+        let mut outs: Vec<Vec<f32>> = ws
+            .iter()
+            .map(|w| vec![f32::NAN; n_tokens * w.rows()])
+            .collect();
+        {
+            let mut views: Vec<&mut [f32]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+            matmul_multi_at(level, &refs, &x, n_tokens, &mut views, &mut s).expect("multi");
+        }
+        for (w, o) in ws.iter().zip(&outs) {
+            check_against_reference(level, w, &x, n_tokens, o);
+            let mut single = vec![0f32; n_tokens * w.rows()];
+            matmul_multi_at(level, &[w], &x, n_tokens, &mut [&mut single], &mut s).expect("single");
+            assert_eq!(o, &single, "{level:?} {:?} n_tokens={n_tokens}", w.qtype());
+        }
+    }
+}
+
+#[test]
+fn amx_is_listed_only_when_usable() {
+    let levels = available_simd_levels();
+    assert_eq!(
+        levels.contains(&SimdLevel::Amx),
+        SimdLevel::Amx.is_supported()
+    );
+    assert_eq!(SimdLevel::parse("AMX"), Some(SimdLevel::Amx));
+    if SimdLevel::Amx.is_supported() {
+        assert!(SimdLevel::Avx512.is_supported());
+    } else {
+        eprintln!("note: no usable AMX-INT8 on this machine");
+        assert!(crate::set_simd_level(SimdLevel::Amx).is_err());
     }
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn prefetch(bytes: &[u8]) {
 /// f16 bits -> f32 with F16C.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn f16_to_f32(p: *const u8) -> f32 {
+pub(crate) unsafe fn f16_to_f32(p: *const u8) -> f32 {
     // SAFETY: caller guarantees 2 readable bytes at `p`.
     let bits = unsafe { std::ptr::read_unaligned(p as *const u16) };
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
@@ -37,7 +37,7 @@ unsafe fn f16_to_f32(p: *const u8) -> f32 {
 /// 16 bytes at `p` -> 32 nibbles: low nibbles in bytes 0..16, high in 16..32.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
+pub(crate) unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
     // SAFETY: caller guarantees 16 readable bytes at `p`.
     let tmp = unsafe { _mm_loadu_si128(p as *const __m128i) };
     let bytes = _mm256_set_m128i(_mm_srli_epi16(tmp, 4), tmp);
@@ -47,7 +47,7 @@ unsafe fn bytes_from_nibbles_32(p: *const u8) -> __m256i {
 /// Bit `j` of `x` -> byte `j` = 0xFF if set, else 0x00.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
+pub(crate) unsafe fn bytes_from_bits_32(x: u32) -> __m256i {
     let shuf = _mm256_set_epi64x(
         0x0303030303030303,
         0x0202020202020202,
