@@ -359,9 +359,13 @@ impl HostModel {
 struct Attend<'a> {
     /// `group` query heads of `hd` values each.
     q: &'a [f32],
-    /// Cached keys/values: position `j` of this KV head starts at
-    /// `j * kv_stride + kv_off`.
+    /// Cached keys in blocks of 16 positions: component `d` of this KV
+    /// head's key at position `j` is at
+    /// `(j / 16) * 16 * kv_stride + (kv_off + d) * 16 + j % 16`; the last
+    /// block is complete (positions past `n_keys` hold anything).
     k: &'a [f32],
+    /// Cached values: position `j` of this KV head starts at
+    /// `j * kv_stride + kv_off`.
     v: &'a [f32],
     kv_stride: usize,
     kv_off: usize,
@@ -411,20 +415,20 @@ fn attend(level: Simd, a: &Attend, scores: &mut [f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Simd::Avx2 => unsafe { attend_avx2(a, scores, out) },
-        Simd::Generic => attend_body(a, scores, out),
+        Simd::Generic => attend_body::<false>(a, scores, out),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn attend_avx512(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
-    attend_body(a, scores, out)
+    attend_body::<true>(a, scores, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn attend_avx2(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
-    attend_body(a, scores, out)
+    attend_body::<true>(a, scores, out)
 }
 
 const LANES: usize = 16;
@@ -463,18 +467,108 @@ fn hsum(acc: [f32; LANES]) -> f32 {
     (h4[0] + h4[2]) + (h4[1] + h4[3])
 }
 
+/// `a * b + c`, fused where the caller's target features have FMA
+/// (`FMA = true`; without the feature `mul_add` would be a library call).
 #[inline(always)]
-fn attend_body(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
-    let (hd, group, n_keys) = (a.hd, a.group, a.n_keys);
-    // scores[g * n_keys + j] = q_g . k_j * scale
-    for j in 0..n_keys {
-        let kj = &a.k[j * a.kv_stride + a.kv_off..][..hd];
-        for g in 0..group {
-            scores[g * n_keys + j] = dot(&a.q[g * hd..(g + 1) * hd], kj) * a.scale;
+fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+#[inline(always)]
+fn attend_body<const FMA: bool>(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    if a.hd % PV_WIDTH == 0 {
+        match a.group {
+            1 => return attend_g::<1, FMA>(a, scores, out),
+            2 => return attend_g::<2, FMA>(a, scores, out),
+            3 => return attend_g::<3, FMA>(a, scores, out),
+            4 => return attend_g::<4, FMA>(a, scores, out),
+            5 => return attend_g::<5, FMA>(a, scores, out),
+            6 => return attend_g::<6, FMA>(a, scores, out),
+            7 => return attend_g::<7, FMA>(a, scores, out),
+            8 => return attend_g::<8, FMA>(a, scores, out),
+            _ => {}
         }
     }
+    attend_any(a, scores, out)
+}
+
+/// Keys per score block (one vector of scores per query head).
+const KEY_BLOCK: usize = crate::session::HOST_KEY_BLOCK;
+/// Output values accumulated at once per query head in the value pass.
+const PV_WIDTH: usize = 64;
+
+/// Attention for `G` query heads sharing a KV head, with the accumulators
+/// in registers: scores for 16 keys at a time from the transposed keys (one
+/// key load feeds `G` multiply-adds, no horizontal sums), then the values
+/// 64 components at a time.
+#[inline(always)]
+fn attend_g<const G: usize, const FMA: bool>(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    let (hd, n) = (a.hd, a.n_keys);
+    for j0 in (0..n).step_by(KEY_BLOCK) {
+        let block = &a.k[j0 * a.kv_stride + a.kv_off * KEY_BLOCK..][..hd * KEY_BLOCK];
+        let mut acc = [[0f32; KEY_BLOCK]; G];
+        for d in 0..hd {
+            let kt = &block[d * KEY_BLOCK..][..KEY_BLOCK];
+            for g in 0..G {
+                let qv = a.q[g * hd + d];
+                for l in 0..KEY_BLOCK {
+                    acc[g][l] = fmadd::<FMA>(qv, kt[l], acc[g][l]);
+                }
+            }
+        }
+        let m = (n - j0).min(KEY_BLOCK);
+        for g in 0..G {
+            for l in 0..m {
+                scores[g * n + j0 + l] = acc[g][l] * a.scale;
+            }
+        }
+    }
+    for g in 0..G {
+        softmax(&mut scores[g * n..(g + 1) * n]);
+    }
+    for dh in (0..hd).step_by(PV_WIDTH) {
+        let mut acc = [[0f32; PV_WIDTH]; G];
+        for j in 0..n {
+            let vj = &a.v[j * a.kv_stride + a.kv_off + dh..][..PV_WIDTH];
+            for g in 0..G {
+                let p = scores[g * n + j];
+                for l in 0..PV_WIDTH {
+                    acc[g][l] = fmadd::<FMA>(p, vj[l], acc[g][l]);
+                }
+            }
+        }
+        for g in 0..G {
+            out[g * hd + dh..g * hd + dh + PV_WIDTH].copy_from_slice(&acc[g]);
+        }
+    }
+}
+
+/// Any group size and head size.
+#[inline(always)]
+fn attend_any(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    let (hd, group, n_keys) = (a.hd, a.group, a.n_keys);
     for g in 0..group {
-        softmax(&mut scores[g * n_keys..(g + 1) * n_keys]);
+        let q = &a.q[g * hd..(g + 1) * hd];
+        let s = &mut scores[g * n_keys..(g + 1) * n_keys];
+        s.fill(0.0);
+        for j0 in (0..n_keys).step_by(KEY_BLOCK) {
+            let block = &a.k[j0 * a.kv_stride + a.kv_off * KEY_BLOCK..][..hd * KEY_BLOCK];
+            let m = (n_keys - j0).min(KEY_BLOCK);
+            for (d, qv) in q.iter().enumerate() {
+                let kt = &block[d * KEY_BLOCK..][..m];
+                for (s, k) in s[j0..j0 + m].iter_mut().zip(kt) {
+                    *s += qv * k;
+                }
+            }
+        }
+        for v in s.iter_mut() {
+            *v *= a.scale;
+        }
+        softmax(s);
     }
     out.fill(0.0);
     for j in 0..n_keys {
@@ -491,13 +585,33 @@ fn attend_body(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
 
 #[inline(always)]
 fn softmax(s: &mut [f32]) {
-    let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in s.iter_mut() {
-        *v = exp(*v - max);
-        sum += *v;
+    // Lane-wise max and sum so that both loops vectorize.
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = s.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            lanes[l] = lanes[l].max(c[l]);
+        }
     }
-    let inv = 1.0 / sum;
+    let max = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max), f32::max);
+    let mut acc = [0f32; LANES];
+    let mut chunks = s.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            c[l] = exp(c[l] - max);
+            acc[l] += c[l];
+        }
+    }
+    let mut rest = 0.0;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
+        rest += *v;
+    }
+    let inv = 1.0 / (hsum(acc) + rest);
     for v in s.iter_mut() {
         *v *= inv;
     }
@@ -738,6 +852,98 @@ mod tests {
         assert_eq!(exp(-1000.0), 0.0);
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!((exp(0.0) - 1.0).abs() < 1e-7);
+    }
+
+    /// Both attention kernels (register-blocked for 1-8 heads per KV head
+    /// and head sizes in multiples of 64, and the general one) at every SIMD
+    /// level against plain softmax(q k / sqrt(d)) v.
+    #[test]
+    fn attention_kernels_match_a_plain_computation() {
+        use super::{attend, attend_any, Attend, Simd};
+        let mut seed = 1u32;
+        let mut rnd = move || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let mut levels = vec![Simd::Generic];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                levels.push(Simd::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                levels.push(Simd::Avx512);
+            }
+        }
+        for (group, hd, n_kv) in [(7, 64, 2), (6, 128, 2), (1, 64, 1), (8, 64, 1), (3, 32, 2), (9, 64, 1)] {
+            for n_keys in [1usize, 5, 16, 17, 40, 100] {
+                let cap = n_keys.next_multiple_of(16);
+                let kv_dim = n_kv * hd;
+                let kvh = n_kv - 1;
+                let keys: Vec<f32> = (0..n_keys * kv_dim).map(|_| rnd() * 4.0).collect();
+                let v: Vec<f32> = (0..cap * kv_dim).map(|_| rnd()).collect();
+                let q: Vec<f32> = (0..group * hd).map(|_| rnd()).collect();
+                // Blocked keys; positions past n_keys hold garbage that
+                // must not leak into the result.
+                let mut kt = vec![1e3f32; kv_dim * cap];
+                for j in 0..n_keys {
+                    for r in 0..kv_dim {
+                        kt[(j / 16) * 16 * kv_dim + r * 16 + j % 16] = keys[j * kv_dim + r];
+                    }
+                }
+                let scale = 1.0 / (hd as f32).sqrt();
+                let mut want = vec![0f32; group * hd];
+                for g in 0..group {
+                    let s: Vec<f64> = (0..n_keys)
+                        .map(|j| {
+                            (0..hd)
+                                .map(|d| q[g * hd + d] as f64 * keys[j * kv_dim + kvh * hd + d] as f64)
+                                .sum::<f64>()
+                                * scale as f64
+                        })
+                        .collect();
+                    let m = s.iter().cloned().fold(f64::MIN, f64::max);
+                    let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    for d in 0..hd {
+                        want[g * hd + d] = (0..n_keys)
+                            .map(|j| e[j] / z * v[j * kv_dim + kvh * hd + d] as f64)
+                            .sum::<f64>() as f32;
+                    }
+                }
+                let a = Attend {
+                    q: &q,
+                    k: &kt,
+                    v: &v,
+                    kv_stride: kv_dim,
+                    kv_off: kvh * hd,
+                    n_keys,
+                    hd,
+                    group,
+                    scale,
+                };
+                let check = |got: &[f32], what: &str| {
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() < 2e-5,
+                            "{what} group {group} hd {hd} n {n_keys} [{i}]: {g} vs {w}"
+                        );
+                    }
+                };
+                for &level in &levels {
+                    let mut scores = vec![0f32; group * n_keys];
+                    let mut out = vec![f32::NAN; group * hd];
+                    attend(level, &a, &mut scores, &mut out);
+                    check(&out, "attend");
+                }
+                let mut scores = vec![0f32; group * n_keys];
+                let mut out = vec![f32::NAN; group * hd];
+                attend_any(&a, &mut scores, &mut out);
+                check(&out, "attend_any");
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,12 @@ use crate::error::Result;
 /// Smallest cache allocation, in positions.
 const MIN_CAPACITY: usize = 256;
 
+/// The fused path stores keys in blocks of this many positions: for each
+/// block and KV head, `head_dim` rows of 16 values (component `d` of the 16
+/// keys), so attention reads one block as a contiguous run of memory and
+/// computes 16 scores per vector. Capacities are multiples of it.
+pub(crate) const HOST_KEY_BLOCK: usize = 16;
+
 /// The KV cache of one sequence. Keys and values live in preallocated
 /// tensors of shape `(n_kv_heads, capacity, head_dim)` per layer and are
 /// written in place; the capacity doubles when it runs out, so there is no
@@ -91,18 +97,31 @@ impl Session {
             .iter()
             .map(|(k, v)| Ok((k.copy()?, v.copy()?)))
             .collect::<Result<Vec<_>>>()?;
-        // Only the positions in use are copied; the fork grows on demand.
-        let used = self.tokens.len() * self.n_kv_heads * self.head_dim;
-        let host = self.host.as_ref().map(|layers| {
-            layers
-                .iter()
-                .map(|(k, v)| (k[..used].to_vec(), v[..used].to_vec()))
-                .collect()
-        });
-        let capacity = if host.is_some() {
-            self.tokens.len()
-        } else {
-            self.capacity
+        // Only the positions in use are copied, into a cache sized for them;
+        // the fork grows on demand.
+        let row = self.n_kv_heads * self.head_dim;
+        let held = self.tokens.len();
+        let (host, capacity) = match &self.host {
+            Some(layers) => {
+                let cap = held
+                    .next_power_of_two()
+                    .max(MIN_CAPACITY)
+                    .min(self.capacity.max(MIN_CAPACITY))
+                    .next_multiple_of(HOST_KEY_BLOCK);
+                let copied = layers
+                    .iter()
+                    .map(|(kt, v)| {
+                        let used = held.next_multiple_of(HOST_KEY_BLOCK) * row;
+                        let mut k_copy = kt[..used.min(kt.len())].to_vec();
+                        k_copy.resize(cap * row, 0.0);
+                        let mut v_copy = v[..held * row].to_vec();
+                        v_copy.resize(cap * row, 0.0);
+                        (k_copy, v_copy)
+                    })
+                    .collect();
+                (Some(copied), cap)
+            }
+            None => (None, self.capacity),
         };
         Ok(Self {
             layers,
@@ -164,28 +183,27 @@ impl Session {
     }
 
     /// Makes room for `n_positions` positions in the fused path's cache
-    /// (capacity doubles; positions past the held tokens are dropped).
+    /// (capacity doubles; growing appends blocks, nothing moves).
     pub(crate) fn reserve_host(&mut self, n_positions: usize) {
         let row = self.n_kv_heads * self.head_dim;
-        let n_layers = self.n_layers;
-        let held = self.tokens.len() * row;
-        let layers = self.host.get_or_insert_with(Vec::new);
-        if layers.len() != n_layers {
-            layers.clear();
-            layers.resize_with(n_layers, Default::default);
-        }
-        if n_positions <= self.capacity {
+        let have_layers = self.host.as_ref().is_some_and(|l| l.len() == self.n_layers);
+        if have_layers && n_positions <= self.capacity {
             return;
         }
         let new_capacity = n_positions
             .next_power_of_two()
             .max(MIN_CAPACITY)
-            .min(self.max_positions.max(n_positions));
-        for (k, v) in layers.iter_mut() {
-            for c in [k, v] {
-                c.truncate(held);
-                c.reserve_exact(new_capacity * row - c.len());
-            }
+            .min(self.max_positions.max(n_positions))
+            .next_multiple_of(HOST_KEY_BLOCK)
+            .max(self.capacity);
+        let layers = self.host.get_or_insert_with(Vec::new);
+        if layers.len() != self.n_layers {
+            layers.clear();
+            layers.resize_with(self.n_layers, Default::default);
+        }
+        for (kt, v) in layers.iter_mut() {
+            kt.resize(new_capacity * row, 0.0);
+            v.resize(new_capacity * row, 0.0);
         }
         self.capacity = new_capacity;
     }
@@ -193,16 +211,25 @@ impl Session {
     /// Writes the keys and values of new positions `at..` of one layer
     /// (rows of `n_kv_heads * head_dim`) into the fused path's cache.
     pub(crate) fn write_host(&mut self, layer: usize, at: usize, k: &[f32], v: &[f32]) {
-        let row = self.n_kv_heads * self.head_dim;
+        let (n_kv, hd) = (self.n_kv_heads, self.head_dim);
+        let row = n_kv * hd;
         let layers = self.host.as_mut().expect("host cache");
-        let (kc, vc) = &mut layers[layer];
-        for (c, new) in [(kc, k), (vc, v)] {
-            c.truncate(at * row);
-            c.extend_from_slice(new);
+        let (kt, vc) = &mut layers[layer];
+        for (p, k_row) in k.chunks_exact(row).enumerate() {
+            let pos = at + p;
+            let block = (pos / HOST_KEY_BLOCK) * row * HOST_KEY_BLOCK;
+            let lane = pos % HOST_KEY_BLOCK;
+            for (r, value) in k_row.iter().enumerate() {
+                kt[block + r * HOST_KEY_BLOCK + lane] = *value;
+            }
         }
+        vc[at * row..at * row + v.len()].copy_from_slice(v);
     }
 
-    /// The cached keys and values of one layer (fused path).
+    /// The cached keys and values of one layer (fused path). Keys are
+    /// blocked: component `d` of KV head `h`'s key at position `j` is at
+    /// `(j / 16) * 16 * n_kv_heads * head_dim + (h * head_dim + d) * 16 + j % 16`;
+    /// values are position-major rows of `n_kv_heads * head_dim`.
     pub(crate) fn host_layer(&self, layer: usize) -> (&[f32], &[f32]) {
         let layers = self.host.as_ref().expect("host cache");
         let (k, v) = &layers[layer];
