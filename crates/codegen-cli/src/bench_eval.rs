@@ -249,6 +249,7 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
                 },
                 stop_tokens: model.tokenizer.default_stop_tokens(),
                 stop_strings: stop_strings.clone(),
+                draft_tokens: 0,
             })
             .collect();
         let start = Instant::now();

@@ -307,6 +307,18 @@ fn finish_text(req: &CompletionRequest<'_>, raw: &str, mode: CompletionMode) -> 
     }
 }
 
+/// Tokens guessed from earlier text and checked in one pass during greedy
+/// decoding (prompt lookup; the output is unchanged, see
+/// `GenerateConfig::draft_tokens`). `CODEGEN_DRAFT_TOKENS=0` turns it off.
+const DRAFT_TOKENS: usize = 6;
+
+fn draft_tokens() -> usize {
+    std::env::var("CODEGEN_DRAFT_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DRAFT_TOKENS)
+}
+
 /// Completes at the request's cursor: builds the prompt, reuses the
 /// session's cached prefix, prefills once, then samples `n` candidates (each
 /// from a fork of the prefilled session) and post-processes them.
@@ -336,6 +348,7 @@ pub fn complete(
             },
             stop_tokens: tokenizer.default_stop_tokens(),
             stop_strings: stop_strings.clone(),
+            draft_tokens: draft_tokens(),
         })
         .collect();
     // Stop a sample as soon as its block is done: post-processing of the

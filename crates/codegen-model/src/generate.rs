@@ -1,11 +1,12 @@
 //! The sampling loop: prefix reuse, prefill, decode, stop tokens, stop
 //! strings, max tokens, cancellation and streaming.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{Model, PREFILL_CHUNK};
 use crate::sampler::{Sampler, SamplingConfig};
 use crate::session::Session;
 use crate::tokenizer::Tokenizer;
@@ -19,6 +20,12 @@ pub struct GenerateConfig {
     /// Generation ends at the first occurrence of any of these; the text is
     /// cut exactly before it.
     pub stop_strings: Vec<String>,
+    /// Greedy decoding only: guess up to this many next tokens from earlier
+    /// text (the longest recent n-gram match in the prompt and output, as in
+    /// prompt-lookup decoding) and check them all in one forward pass,
+    /// keeping those the model agrees with. The output is the model's own
+    /// greedy output; only the number of passes changes. 0 turns it off.
+    pub draft_tokens: usize,
 }
 
 impl Default for GenerateConfig {
@@ -28,6 +35,7 @@ impl Default for GenerateConfig {
             sampling: SamplingConfig::default(),
             stop_tokens: Vec::new(),
             stop_strings: Vec::new(),
+            draft_tokens: 0,
         }
     }
 }
@@ -56,6 +64,9 @@ pub struct Generation {
     pub n_reused_tokens: usize,
     pub prefill_secs: f64,
     pub decode_secs: f64,
+    /// Draft tokens checked and accepted (see [`GenerateConfig::draft_tokens`]).
+    pub n_draft_tokens: usize,
+    pub n_accepted_draft_tokens: usize,
 }
 
 impl Generation {
@@ -219,6 +230,13 @@ pub fn generate(
     let mut tokens = Vec::new();
     let mut logprobs = Vec::new();
     let context_length = model.config().context_length;
+    let speculate = config.draft_tokens > 0 && config.sampling.is_greedy();
+    let mut history: Vec<u32> = if speculate { prompt.to_vec() } else { Vec::new() };
+    // Logits rows still to sample from. When more than one is queued, the
+    // tokens they yield (accepted drafts) are already in the session.
+    let mut queue: VecDeque<Vec<f32>> = VecDeque::new();
+    queue.push_back(std::mem::take(&mut logits));
+    let (mut n_drafted, mut n_accepted) = (0, 0);
     let finish = loop {
         if cancelled() {
             break FinishReason::Cancelled;
@@ -226,7 +244,13 @@ pub fn generate(
         if tokens.len() >= config.max_tokens {
             break FinishReason::MaxTokens;
         }
-        let (token, logprob) = sampler.sample(&logits);
+        let Some(row) = queue.pop_front() else {
+            break FinishReason::Cancelled;
+        };
+        let (token, logprob) = sampler.sample(&row);
+        if queue.is_empty() {
+            logits = row;
+        }
         if config.stop_tokens.contains(&token) {
             break FinishReason::StopToken;
         }
@@ -242,13 +266,46 @@ pub fn generate(
         if tokens.len() >= config.max_tokens {
             break FinishReason::MaxTokens;
         }
+        if !queue.is_empty() {
+            // An accepted draft token: its successor's logits are queued.
+            if speculate {
+                history.push(token);
+            }
+            continue;
+        }
         if session.len() + 1 > context_length {
             break FinishReason::ContextFull;
         }
         if cancelled() {
             break FinishReason::Cancelled;
         }
+        if speculate {
+            history.push(token);
+            let room = (config.max_tokens - tokens.len())
+                .min(context_length - session.len())
+                .min(PREFILL_CHUNK)
+                .saturating_sub(1);
+            let draft = lookup_draft(&history, config.draft_tokens.min(room));
+            if !draft.is_empty() {
+                let base = session.len();
+                let mut step = Vec::with_capacity(draft.len() + 1);
+                step.push(token);
+                step.extend_from_slice(draft);
+                let rows = model.forward_all(session, &step)?;
+                let agreed = draft
+                    .iter()
+                    .zip(&rows)
+                    .take_while(|(d, r)| sampler.greedy_token(r) == **d)
+                    .count();
+                n_drafted += draft.len();
+                n_accepted += agreed;
+                session.truncate(base + 1 + agreed);
+                queue.extend(rows.into_iter().take(agreed + 1));
+                continue;
+            }
+        }
         model.forward_into(session, &[token], &mut logits)?;
+        queue.push_back(std::mem::take(&mut logits));
     };
     if finish != FinishReason::StopString && finish != FinishReason::Stopped {
         let rest = tracker.flush();
@@ -265,7 +322,33 @@ pub fn generate(
         n_reused_tokens: n_reused,
         prefill_secs,
         decode_secs: decode_start.elapsed().as_secs_f64(),
+        n_draft_tokens: n_drafted,
+        n_accepted_draft_tokens: n_accepted,
     })
+}
+
+/// Prompt-lookup drafting: the tokens that followed the most recent earlier
+/// occurrence of the last few tokens of `history` (the longest of a 3-, then
+/// 2-token match), at most `max` of them.
+fn lookup_draft(history: &[u32], max: usize) -> &[u32] {
+    if max == 0 {
+        return &[];
+    }
+    for n in [3usize, 2] {
+        if history.len() <= n {
+            continue;
+        }
+        let tail = &history[history.len() - n..];
+        // Latest match first; a match must leave at least one token after it.
+        for start in (0..history.len() - n).rev() {
+            if &history[start..start + n] == tail {
+                let from = start + n;
+                let to = (from + max).min(history.len());
+                return &history[from..to];
+            }
+        }
+    }
+    &[]
 }
 
 struct Lane<'a> {
@@ -405,6 +488,8 @@ pub fn generate_batch_with(
                 n_reused_tokens: n_reused,
                 prefill_secs,
                 decode_secs,
+                n_draft_tokens: 0,
+                n_accepted_draft_tokens: 0,
             }
         })
         .collect())

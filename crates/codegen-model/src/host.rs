@@ -136,6 +136,29 @@ impl HostModel {
         segments: &mut [(&mut Session, &[u32])],
         logits: &mut Vec<f32>,
     ) -> Result<()> {
+        self.run(cfg, segments, logits, false)
+    }
+
+    /// Logits of every token of one segment (`tokens.len() x vocab`), for
+    /// checking several draft tokens in one pass.
+    pub(crate) fn forward_all(
+        &self,
+        cfg: &ModelConfig,
+        session: &mut Session,
+        tokens: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut logits = Vec::new();
+        self.run(cfg, &mut [(session, tokens)], &mut logits, true)?;
+        Ok(logits.chunks(self.output.rows()).map(<[f32]>::to_vec).collect())
+    }
+
+    fn run(
+        &self,
+        cfg: &ModelConfig,
+        segments: &mut [(&mut Session, &[u32])],
+        logits: &mut Vec<f32>,
+        all_rows: bool,
+    ) -> Result<()> {
         let mut plan = Vec::with_capacity(segments.len());
         let mut n = 0;
         for (session, tokens) in segments.iter_mut() {
@@ -165,7 +188,7 @@ impl HostModel {
         }
         WORK.with(|w| {
             let mut w = w.borrow_mut();
-            self.forward_in(cfg, &mut w, segments, &plan, n, logits)?;
+            self.forward_in(cfg, &mut w, segments, &plan, n, logits, all_rows)?;
             for (session, tokens) in segments.iter_mut() {
                 session.commit(tokens);
             }
@@ -181,6 +204,7 @@ impl HostModel {
         plan: &[Segment],
         n: usize,
         logits: &mut Vec<f32>,
+        all_rows: bool,
     ) -> Result<()> {
         let h = cfg.hidden_size;
         let hd = cfg.head_dim;
@@ -264,12 +288,16 @@ impl HostModel {
             add_into(x, tmp);
         }
 
-        // Logits of each segment's last token.
-        let n_out = plan.len();
+        // Logits of each segment's last token (or of every token).
+        let n_out = if all_rows { n } else { plan.len() };
         let xs = &mut xn[..n_out * h];
-        for (j, seg) in plan.iter().enumerate() {
-            let r = seg.offset + seg.n_new - 1;
-            xs[j * h..(j + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
+        if all_rows {
+            xs.copy_from_slice(&x[..n * h]);
+        } else {
+            for (j, seg) in plan.iter().enumerate() {
+                let r = seg.offset + seg.n_new - 1;
+                xs[j * h..(j + 1) * h].copy_from_slice(&x[r * h..(r + 1) * h]);
+            }
         }
         let normed = &mut tmp[..n_out * h];
         rms_norm(xs, &self.norm, eps, normed);

@@ -512,6 +512,20 @@ impl Model {
         Ok(())
     }
 
+    /// Runs `tokens` after what `session` holds (one step, at most
+    /// [`PREFILL_CHUNK`] tokens) and returns the logits after every one of
+    /// them: row `i` predicts the token after `tokens[i]`.
+    pub fn forward_all(&self, session: &mut Session, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        if tokens.is_empty() {
+            return Err(ModelError::EmptyPrompt);
+        }
+        if let Some(host) = &self.host {
+            return host.forward_all(&self.config, session, tokens);
+        }
+        let hidden = self.forward_segments(&mut [(session, tokens)])?;
+        self.logits(&hidden)
+    }
+
     /// One decode step for several sessions at once: `tokens[i]` goes after
     /// what `sessions[i]` holds. The weights are read once for all of them.
     /// Returns one row of logits per session.

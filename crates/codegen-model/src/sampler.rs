@@ -86,6 +86,12 @@ impl Sampler {
         (token, log_prob(logits, token))
     }
 
+    /// The token greedy decoding picks from `logits` (what [`Sampler::sample`]
+    /// returns when the configuration is greedy).
+    pub fn greedy_token(&self, logits: &[f32]) -> u32 {
+        argmax(logits)
+    }
+
     fn sample_filtered(&mut self, logits: &[f32]) -> u32 {
         let inv_t = 1.0 / self.config.temperature;
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -598,3 +598,62 @@ fn batched_decode_equals_separate_generations() {
     assert_close(&fresh_logits(&t, &ea), &rows[0], 1e-3);
     assert_close(&fresh_logits(&t, &eb), &rows[1], 1e-3);
 }
+
+/// Drafting from earlier text (prompt lookup) changes how many forward
+/// passes greedy decoding takes, not what it produces: same tokens, same
+/// log-probabilities, same finish, and the session holds the same tokens
+/// afterwards (rejected drafts are dropped from the cache).
+#[test]
+fn drafted_greedy_decoding_equals_plain_greedy_decoding() {
+    let t = tiny();
+    // A repetitive prompt, so that earlier text predicts later text.
+    let unit = tokens(7, 5);
+    let prompt: Vec<u32> = unit.iter().cycle().take(7 * 6).copied().collect();
+    let mut total_drafted = 0;
+    let mut total_accepted = 0;
+    for (max_tokens, stop) in [(40, None), (17, None), (40, Some(3usize))] {
+        let mut configs = Vec::new();
+        for draft_tokens in [0, 6] {
+            configs.push(GenerateConfig {
+                max_tokens,
+                draft_tokens,
+                ..GenerateConfig::default()
+            });
+        }
+        let plain_probe = run(&t, &prompt, &configs[0]);
+        if let Some(k) = stop {
+            // Stop at the k-th generated token's text.
+            let stop_text = t.tokenizer.decode(&plain_probe.tokens[k..k + 1]);
+            if !stop_text.is_empty() {
+                for c in &mut configs {
+                    c.stop_strings = vec![stop_text.clone()];
+                }
+            }
+        }
+        let mut results = Vec::new();
+        for cfg in &configs {
+            let mut s = t.model.new_session().unwrap();
+            let g = generate(&t.model, &t.tokenizer, &mut s, &prompt, cfg, None, &mut |_| true)
+                .unwrap();
+            // The cache holds exactly prompt + emitted tokens, or at most
+            // what was checked beyond them, never a rejected draft in the
+            // middle: its tokens start with prompt + output.
+            let mut expect: Vec<u32> = prompt.clone();
+            expect.extend(&g.tokens);
+            assert_eq!(&s.tokens()[..expect.len().min(s.len())], &expect[..expect.len().min(s.len())]);
+            results.push(g);
+        }
+        let (plain, drafted) = (&results[0], &results[1]);
+        assert_eq!(plain.tokens, drafted.tokens, "max {max_tokens} stop {stop:?}");
+        assert_eq!(plain.text, drafted.text);
+        assert_eq!(plain.finish, drafted.finish);
+        for (a, b) in plain.logprobs.iter().zip(&drafted.logprobs) {
+            assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+        }
+        assert_eq!(plain.n_draft_tokens, 0);
+        total_drafted += drafted.n_draft_tokens;
+        total_accepted += drafted.n_accepted_draft_tokens;
+    }
+    assert!(total_drafted > 0, "no draft was tried");
+    assert!(total_accepted > 0, "no draft was accepted ({total_drafted} tried)");
+}
