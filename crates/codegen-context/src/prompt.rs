@@ -3,7 +3,7 @@
 
 use crate::document::ParsedDocument;
 use crate::language::Language;
-use crate::scope::{cursor_scope, CursorScope};
+use crate::scope::{cursor_scope, items_spanning, CursorScope, ScopeItem};
 use crate::text::{floor_char_boundary, is_ident_char, line_end, line_start, next_line_start};
 use std::collections::{HashMap, HashSet};
 use tree_sitter::Node;
@@ -237,65 +237,194 @@ fn build_prefix(
 
     // The prefix is cut: keep a header of imports and the enclosing
     // signatures, then the code right before the cursor.
-    let mut header_ranges: Vec<(usize, usize)> = Vec::new();
+    let mut imports: Vec<(usize, usize)> = Vec::new();
     for import in &scope.imports {
-        header_ranges.push((line_start(text, import.start_byte), import.end_byte));
+        imports.push((line_start(text, import.start_byte), import.end_byte));
     }
-    let mut signature_ranges = Vec::new();
-    for item in &scope.enclosing {
-        let sig_end = item.start_byte + item.signature.len();
-        let end = match item.docstring_range {
-            Some((_, doc_end)) if doc_end > sig_end => doc_end,
-            _ => sig_end,
-        };
-        signature_ranges.push((line_start(text, item.header_start), end, sig_end));
-    }
-    // Which header pieces lie before the kept code depends on where the code
-    // starts, which depends on the header's size: iterate until it settles.
-    let mut tail_start = earliest;
-    for _round in 0..6 {
-        let header = render_header(text, &header_ranges, &signature_ranges, tail_start);
-        let header_tokens = counter.count(&header);
-        if header_tokens * 2 > budget {
-            // Too big: drop docstrings, then imports, before squeezing the code.
-            if signature_ranges.iter().any(|r| r.1 != r.2) {
-                for r in &mut signature_ranges {
-                    r.1 = r.2;
-                }
-                notes.push("prefix: docstring left out of the kept header".to_string());
-                continue;
-            }
-            if !header_ranges.is_empty() {
-                header_ranges.clear();
-                notes.push("prefix: imports left out (too long for the budget)".to_string());
-                continue;
-            }
-        }
-        let tail_budget = budget.saturating_sub(header_tokens);
-        let fitting = earliest_fitting_start(text, cursor, tail_budget, counter)
-            .unwrap_or(line_start(text, cursor));
-        let snapped = doc.tree().map_or(fitting, |t| {
-            boundary_at_or_after(t.root_node(), text, fitting, line_start(text, cursor))
-        });
-        let new_tail = snapped
-            .min(line_start(text, cursor))
-            .max(fitting)
-            .max(tail_start);
-        let settled = render_header(text, &header_ranges, &signature_ranges, new_tail) == header;
-        tail_start = new_tail;
-        if settled {
+    let signatures = scope
+        .enclosing
+        .iter()
+        .map(|item| signature_range(text, item))
+        .collect();
+    let parts = HeaderParts {
+        imports,
+        signatures,
+    };
+    let cursor_line = line_start(text, cursor);
+    let step = prefix_step(budget);
+    let snap = |c: usize| {
+        // Skip at most half a step (or two lines) to reach a whole statement:
+        // the start depends on the cursor only when the cursor is that close,
+        // and the next jump still frees at least about half a step.
+        let two_lines = next_line_start(text, next_line_start(text, c));
+        let limit = (c + step / 2).max(two_lines).min(cursor_line);
+        let snapped = doc
+            .tree()
+            .map_or(c, |t| boundary_at_or_after(t.root_node(), text, c, limit));
+        snapped.min(cursor_line).max(c)
+    };
+    let fit = |start: usize| {
+        // Also the items the kept code starts inside of, when the cursor is
+        // no longer in them (or the tree lost them around the cursor).
+        let spanning: Vec<_> = items_spanning(doc, start)
+            .iter()
+            .map(|item| signature_range(text, item))
+            .collect();
+        let header = parts.render(text, start, &spanning, budget, counter);
+        let fits = header.tokens + counter.count(&text[start..cursor]) <= budget;
+        (fits, header)
+    };
+    // The earliest candidate whose code, with the header it needs, fits;
+    // `earliest` (from summed chunk counts) tells where to look.
+    let mut c = candidate_at(text, earliest / step, step);
+    while c > 0 {
+        let prev = previous_candidate(text, c, step);
+        if !fit(snap(prev)).0 {
             break;
         }
+        c = prev;
     }
-    let mut header = render_header(text, &header_ranges, &signature_ranges, tail_start);
+    let (tail_start, header) = loop {
+        if c >= cursor_line {
+            let mut header = fit(cursor_line).1;
+            if header.tokens + counter.count(&text[cursor_line..cursor]) > budget {
+                header = RenderedHeader::default();
+                header
+                    .notes
+                    .push("prefix: header left out (too long for the budget)");
+            }
+            break (cursor_line, header);
+        }
+        let start = snap(c);
+        let (fits, header) = fit(start);
+        if fits {
+            break (start, header);
+        }
+        c = next_candidate(text, c, step);
+    };
+    notes.extend(header.notes.iter().map(|n| n.to_string()));
+    let mut prefix = header.text;
     notes.push(format!(
         "prefix cut: kept {} of {} bytes before the cursor, plus a {}-byte header",
         cursor - tail_start,
         cursor,
-        header.len()
+        prefix.len()
     ));
-    header.push_str(&text[tail_start..cursor]);
-    header
+    prefix.push_str(&text[tail_start..cursor]);
+    prefix
+}
+
+/// Bytes between the anchors of the prefix's candidate starts: about a
+/// fifth of the budget, at some 3.5 bytes a token.
+///
+/// The kept code starts at a candidate, the first line start at or after a
+/// multiple of this many bytes in the document. Typing at the cursor moves
+/// no candidate before it, so the start (and with it the header and every
+/// byte before the cursor's line) stays put until the code no longer fits;
+/// then it jumps to the next candidate, which frees about a fifth of the
+/// budget. On average about a tenth of the budget goes unused to this.
+pub(crate) fn prefix_step(budget: usize) -> usize {
+    (budget * 7 / 10).max(1)
+}
+
+/// The candidate start with index `m`: the first line start at or after
+/// `m * step` (or the text's end).
+fn candidate_at(text: &str, m: usize, step: usize) -> usize {
+    let at = m.saturating_mul(step).min(text.len());
+    if at == 0 || text.as_bytes()[at - 1] == b'\n' {
+        at
+    } else {
+        next_line_start(text, at)
+    }
+}
+
+/// The first candidate after the line start `c`.
+fn next_candidate(text: &str, c: usize, step: usize) -> usize {
+    candidate_at(text, c / step + 1, step)
+}
+
+/// The last candidate before the line start `c` (> 0).
+fn previous_candidate(text: &str, c: usize, step: usize) -> usize {
+    let mut m = (c - 1) / step;
+    loop {
+        let p = candidate_at(text, m, step);
+        if p < c || m == 0 {
+            return p.min(c);
+        }
+        m -= 1;
+    }
+}
+
+/// An item's piece of the header: (start of its header line, end with its
+/// docstring, end of its signature).
+fn signature_range(text: &str, item: &ScopeItem) -> (usize, usize, usize) {
+    let sig_end = item.start_byte + item.signature.len();
+    let end = match item.docstring_range {
+        Some((_, doc_end)) if doc_end > sig_end => doc_end,
+        _ => sig_end,
+    };
+    (line_start(text, item.header_start), end, sig_end)
+}
+
+/// What the prefix's header can hold: import ranges, and per item enclosing
+/// the cursor its [`signature_range`].
+struct HeaderParts {
+    imports: Vec<(usize, usize)>,
+    signatures: Vec<(usize, usize, usize)>,
+}
+
+#[derive(Default)]
+struct RenderedHeader {
+    text: String,
+    tokens: usize,
+    notes: Vec<&'static str>,
+}
+
+impl HeaderParts {
+    /// The header above code kept from `tail_start`: the pieces that lie
+    /// before it. Over half the budget, docstrings go, then imports.
+    fn render(
+        &self,
+        text: &str,
+        tail_start: usize,
+        spanning: &[(usize, usize, usize)],
+        budget: usize,
+        counter: &dyn TokenCounter,
+    ) -> RenderedHeader {
+        let mut signatures = self.signatures.clone();
+        for r in spanning {
+            // The same item from the tree and from recovery: the most of it.
+            match signatures.iter_mut().find(|s| s.0 == r.0) {
+                Some(s) => *s = (s.0, s.1.max(r.1), s.2.max(r.2)),
+                None => signatures.push(*r),
+            }
+        }
+        let mut imports: &[(usize, usize)] = &self.imports;
+        let mut notes = Vec::new();
+        loop {
+            let text = render_header(text, imports, &signatures, tail_start);
+            let tokens = counter.count(&text);
+            if tokens * 2 > budget {
+                if signatures.iter().any(|r| r.1 != r.2) {
+                    for r in &mut signatures {
+                        r.1 = r.2;
+                    }
+                    notes.push("prefix: docstring left out of the kept header");
+                    continue;
+                }
+                if !imports.is_empty() {
+                    imports = &[];
+                    notes.push("prefix: imports left out (too long for the budget)");
+                    continue;
+                }
+            }
+            return RenderedHeader {
+                text,
+                tokens,
+                notes,
+            };
+        }
+    }
 }
 
 /// First offset in `start..=limit` that does not split a word or token:
@@ -582,8 +711,12 @@ fn select_snippets(
         return Vec::new();
     }
     let window = cfg.snippet_window_lines.max(1);
-    // Query: the lines before the cursor, its line, and a few after.
-    let mut start = line_start(text, cursor);
+    // Query: the lines before the cursor's line, the rest of its line after
+    // the cursor, and a few lines after. Not what is being typed on the
+    // cursor's line: the snippets come first in the prompt, and a change
+    // there would make the model read the whole prompt again.
+    let cursor_line = line_start(text, cursor);
+    let mut start = cursor_line;
     for _ in 0..window {
         if start == 0 {
             break;
@@ -597,7 +730,9 @@ fn select_snippets(
         }
         end = line_end(text, next_line_start(text, end));
     }
-    let query: HashSet<&str> = identifiers(&text[start..end]).collect();
+    let query: HashSet<&str> = identifiers(&text[start..cursor_line])
+        .chain(identifiers(&text[cursor..end]))
+        .collect();
     if query.is_empty() {
         return Vec::new();
     }

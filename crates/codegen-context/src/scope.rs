@@ -193,6 +193,28 @@ pub fn cursor_scope(doc: &ParsedDocument, cursor: usize) -> CursorScope {
     scope
 }
 
+/// The functions and classes (outermost first) that hold `offset` and
+/// start before it: where code cut at `offset` starts inside of.
+pub(crate) fn items_spanning(doc: &ParsedDocument, offset: usize) -> Vec<ScopeItem> {
+    let (text, lang) = (doc.text(), doc.language());
+    let Some(tree) = doc.tree() else {
+        return Vec::new();
+    };
+    let mut node = tree.root_node().descendant_for_byte_range(offset, offset);
+    let mut out = Vec::new();
+    while let Some(n) = node {
+        if (lang.is_function_kind(n.kind()) || lang.is_class_kind(n.kind()))
+            && n.start_byte() < offset
+            && offset < n.end_byte()
+        {
+            out.push(scope_item(n, text, lang));
+        }
+        node = n.parent();
+    }
+    out.reverse();
+    out
+}
+
 fn line_place(text: &str, cursor: usize) -> CursorPlace {
     let before = &text[line_start(text, cursor)..cursor];
     let after = &text[cursor..line_end(text, cursor)];
@@ -373,6 +395,16 @@ pub(crate) fn scope_item(node: Node, text: &str, lang: Language) -> ScopeItem {
                 }
             }
         }
+        if docstring.is_none()
+            && node.has_error()
+            && matches!(node.kind(), "function_definition" | "class_definition")
+        {
+            // The body's start lost to a syntax error further down (it went
+            // into an ERROR node): read the docstring off the text.
+            let after = crate::text::next_line_start(text, start + signature.len());
+            docstring_range = python_docstring_after(text, after, node.end_byte());
+            docstring = docstring_range.map(|(s, e)| text[s..e].to_string());
+        }
     } else {
         // Contiguous comments (and Rust attributes) right before the item.
         let mut first_comment: Option<Node> = None;
@@ -527,6 +559,10 @@ fn python_fallback_function(text: &str, cursor: usize) -> Option<ScopeItem> {
     } else {
         indent_width(cursor_line, 4)
     };
+    if max_indent == 0 && !cursor_line.trim().is_empty() {
+        // Code at the top level (a new `def` being typed): in no function.
+        return None;
+    }
     let mut end = line_start(text, cursor);
     while end > 0 {
         let start = line_start(text, end - 1);
@@ -545,6 +581,7 @@ fn python_fallback_function(text: &str, cursor: usize) -> Option<ScopeItem> {
             .or_else(|| trimmed.strip_prefix("async def "))
         {
             let name = rest.split('(').next().unwrap_or("").trim().to_string();
+            let docstring_range = python_docstring_after(text, end + line.len(), cursor);
             return Some(ScopeItem {
                 kind: "function_definition".to_string(),
                 name: (!name.is_empty()).then_some(name),
@@ -553,8 +590,8 @@ fn python_fallback_function(text: &str, cursor: usize) -> Option<ScopeItem> {
                 end_byte: cursor,
                 body_start: None,
                 signature: trimmed.to_string(),
-                docstring: None,
-                docstring_range: None,
+                docstring: docstring_range.map(|(s, e)| text[s..e].to_string()),
+                docstring_range,
             });
         }
         max_indent = indent;
@@ -598,16 +635,17 @@ fn brace_fallback_function(text: &str, cursor: usize, lang: Language) -> Option<
                                 .to_string()
                         })
                         .find(|n| !n.is_empty());
+                    let (header_start, docstring_range) = comments_above(text, start, lang);
                     return Some(ScopeItem {
                         kind: "function (recovered)".to_string(),
                         name,
-                        header_start: offset,
+                        header_start: header_start.unwrap_or(offset),
                         start_byte: offset,
                         end_byte: cursor,
                         body_start: Some(i),
                         signature: header.to_string(),
-                        docstring: None,
-                        docstring_range: None,
+                        docstring: docstring_range.map(|(s, e)| text[s..e].trim_end().to_string()),
+                        docstring_range,
                     });
                 }
             }
@@ -615,4 +653,82 @@ fn brace_fallback_function(text: &str, cursor: usize, lang: Language) -> Option<
         }
     }
     None
+}
+
+/// The docstring of a Python function whose body the tree lost: a string
+/// literal alone on the first non-blank line at or after `body` (the line
+/// after the `def`), complete before `cursor`. As the tree gives it, so that
+/// the prompt's header does not change while an edit breaks the parse.
+fn python_docstring_after(text: &str, body: usize, cursor: usize) -> Option<(usize, usize)> {
+    let mut start = body;
+    while start < cursor {
+        let end = line_end(text, start);
+        if !text[start..end].trim().is_empty() {
+            break;
+        }
+        start = crate::text::next_line_start(text, end);
+    }
+    if start >= cursor {
+        return None;
+    }
+    let line = &text[start..line_end(text, start)];
+    let trimmed = line.trim_start();
+    let open = start + (line.len() - trimmed.len());
+    let quote = ["\"\"\"", "\'\'\'", "\"", "\'"]
+        .into_iter()
+        .find(|q| trimmed.starts_with(q))?;
+    if open + quote.len() > cursor {
+        return None;
+    }
+    let close = if quote.len() == 3 {
+        open + 3 + text[open + 3..cursor].find(quote)? + 3
+    } else {
+        let inner = &trimmed[1..];
+        let rest = inner.find(quote)?;
+        if !inner[rest + 1..].trim().is_empty() {
+            return None;
+        }
+        open + 1 + rest + 1
+    };
+    (close <= cursor).then_some((open, close))
+}
+
+/// Comment (and Rust attribute) lines right above the line at `line`, as the
+/// tree path finds them: (start of the first one, the comments' range).
+fn comments_above(
+    text: &str,
+    line: usize,
+    lang: Language,
+) -> (Option<usize>, Option<(usize, usize)>) {
+    let mut header_start = None;
+    let mut first_comment = None;
+    let mut last_comment_end = None;
+    let mut in_block = false;
+    let mut at = line;
+    while at > 0 {
+        let start = line_start(text, at - 1);
+        let content = &text[start..line_end(text, start)];
+        let trimmed = content.trim_start();
+        let offset = start + (content.len() - trimmed.len());
+        // Walking up: a block comment is entered at its `*/`, left at `/*`.
+        if trimmed.trim_end().ends_with("*/") {
+            in_block = true;
+        }
+        let comment = in_block || trimmed.starts_with("//");
+        if trimmed.starts_with("/*") {
+            in_block = false;
+        }
+        if comment {
+            first_comment = Some(offset);
+            if last_comment_end.is_none() {
+                last_comment_end = Some(start + content.len());
+            }
+        } else if !(lang == Language::Rust && trimmed.starts_with("#[")) {
+            break;
+        }
+        header_start = Some(offset);
+        at = start;
+    }
+    let range = first_comment.zip(last_comment_end);
+    (header_start, range)
 }

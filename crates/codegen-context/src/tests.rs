@@ -800,22 +800,34 @@ fn prompt_assembly() {
     check_prompt(Py, "import os\n\ndef long_one():\n    a = 1\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    f = 6\n    g = 7\n    return a\n\n@cache\ndef short(x):\n    y = x + 1\n    $0\n", expect![[r#"
         mode: MultiLine
         import os
+        def long_one():
+            d = 4
+            e = 5
+            f = 6
+            g = 7
+            return a
+
         @cache
         def short(x):
             y = x + 1
             ⟨CURSOR⟩
 
-        note: prefix cut: kept 39 of 150 bytes before the cursor, plus a 10-byte header
+        note: prefix cut: kept 93 of 150 bytes before the cursor, plus a 26-byte header
     "#]]);
     check_prompt(Rs, "fn long_one() {\n    let a = 1;\n    let b = 2;\n    let c = 3;\n    let d = 4;\n    let e = 5;\n}\n\n/// Doubles.\nfn short(x: u32) -> u32 {\n    let y = x * 2;\n    $0\n}\n", expect![[r#"
         mode: MultiLine
+        fn long_one() {
+            let d = 4;
+            let e = 5;
+        }
+
         /// Doubles.
         fn short(x: u32) -> u32 {
             let y = x * 2;
             ⟨CURSOR⟩
         }
 
-        note: prefix cut: kept 62 of 156 bytes before the cursor, plus a 0-byte header
+        note: prefix cut: kept 95 of 156 bytes before the cursor, plus a 16-byte header
     "#]]);
     // Cut inside a closure in a method: every enclosing signature is kept.
     check_prompt(Py, "class Store:\n    def save(self, items):\n        def encode(item):\n            a = 1\n            b = 2\n            c = 3\n            d = 4\n            e = 5\n            return dumps($0)\n        return [encode(i) for i in items]\n", expect![[r#"
@@ -932,7 +944,7 @@ fn snippets_from_neighbours() {
         "from models import User\n\ndef greet(user):\n    return 'Hello ' + user.name$0\n",
         &[("app/models.py", models), ("app/fib.py", unrelated)],
         expect![[r#"
-        score 0.25
+        score 0.14
         <|file_sep|>app/models.py
         class User:
             def __init__(self, name, email):
@@ -945,12 +957,12 @@ fn snippets_from_neighbours() {
         "rows = fetch()\nusers = load_users(rows$0)\n",
         &[("app/models.py", models), ("app/main.py", models)],
         expect![[r#"
-        score 0.33
+        score 0.17
         <|file_sep|>app/models.py
+            def __init__(self, name, email):
+                self.name = name
                 self.email = email
         def load_users(rows):
-            return [User(r['name'], r['email']) for r in rows]
-        def save_users(users, path):
         <|file_sep|>app/main.py
     "#]],
     );
@@ -1928,4 +1940,461 @@ fn prompt_minified_line() {
         "var v0=f(0); var v1=f(1); var v2=f(2); var"
         prefix: the cursor's line alone is over budget; cut inside it
         suffix: the rest of the cursor's line alone is over budget; cut inside it"#]].assert_eq(&format!("{:?}\n{:?}\n{}", p.prefix, p.suffix, p.notes.join("\n")));
+}
+
+// ---------------------------------------------------------------- prompt stability while typing
+
+/// Deterministic pseudo-random numbers (an LCG), for generated fixtures.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
+        words[self.next(words.len())]
+    }
+}
+
+const NOUNS: &[&str] = &[
+    "order", "user", "invoice", "account", "record", "item", "payment", "session", "report",
+    "customer", "ledger", "batch", "entry", "token", "request",
+];
+const VERBS: &[&str] = &[
+    "load", "parse", "merge", "render", "validate", "collect", "update", "compute", "filter",
+    "group", "export", "resolve", "apply", "build", "check",
+];
+
+/// A Python module of `n_items` top-level items of varied shape and length:
+/// classes with docstrings and methods, functions with loops, comprehensions,
+/// multi-line calls and literals, comments.
+fn realistic_python(seed: u64, n_items: usize) -> String {
+    let mut r = Lcg(seed);
+    let mut out = String::from(
+        "import json\nimport logging\nfrom collections import defaultdict\nfrom dataclasses import dataclass, field\nfrom typing import Dict, Iterable, List, Optional\n\nlog = logging.getLogger(__name__)\n\nMAX_RETRIES = 3\n\n\n",
+    );
+    for i in 0..n_items {
+        let noun = r.pick(NOUNS);
+        let verb = r.pick(VERBS);
+        let other = r.pick(NOUNS);
+        match r.next(6) {
+            5 => {
+                out.push_str(&format!("def setup_{noun}s_{i}(app):\n"));
+                for k in 0..40 + r.next(80) {
+                    out.push_str(&format!(
+                        "    app.register(\"{}_{k}\", {}_{}, retries={})\n",
+                        r.pick(NOUNS),
+                        r.pick(VERBS),
+                        r.pick(NOUNS),
+                        r.next(5)
+                    ));
+                }
+                out.push_str("\n\n");
+            }
+            4 => {
+                out.push_str(&format!(
+                    "def {verb}_{noun}_pipeline_{i}(config: dict, {noun}s: List[dict]) -> dict:\n    \"\"\"Run every stage of the {noun} pipeline.\"\"\"\n    state = {{\"done\": 0, \"failed\": []}}\n"
+                ));
+                for k in 0..8 + r.next(25) {
+                    let stage = r.pick(VERBS);
+                    out.push_str(&format!(
+                        "    # Stage {k}: {stage} the {other}s.\n    if config.get(\"{stage}_{k}\", True):\n        for {noun} in {noun}s:\n            result = {stage}_{other}({noun}, limit={})\n            if not result:\n                state[\"failed\"].append(({k}, {noun}[\"id\"]))\n        state[\"done\"] += 1\n",
+                        r.next(100)
+                    ));
+                    for j in 0..r.next(4) {
+                        out.push_str(&format!(
+                            "    log.debug(\"stage {k}.{j}: %d {other}s\", state[\"done\"])\n"
+                        ));
+                    }
+                }
+                out.push_str("    return state\n\n\n");
+            }
+            0 => {
+                out.push_str(&format!(
+                    "@dataclass\nclass {}{i}:\n    \"\"\"A {noun} with its {other}s.\"\"\"\n\n    name: str\n    {other}s: List[int] = field(default_factory=list)\n\n",
+                    capitalize(noun)
+                ));
+                for m in 0..1 + r.next(3) {
+                    let mverb = r.pick(VERBS);
+                    out.push_str(&format!(
+                        "    def {mverb}_{other}s_{m}(self, limit: int = {}) -> int:\n        \"\"\"{} the {other}s up to `limit`.\"\"\"\n        total = 0\n",
+                        10 + r.next(90),
+                        capitalize(mverb)
+                    ));
+                    for k in 0..1 + r.next(6) {
+                        out.push_str(&format!(
+                            "        for value in self.{other}s[:limit]:\n            if value % {} == {k}:\n                total += value\n",
+                            2 + r.next(5)
+                        ));
+                    }
+                    out.push_str("        return total\n\n");
+                }
+                out.push('\n');
+            }
+            1 => {
+                out.push_str(&format!(
+                    "def {verb}_{noun}s_{i}({noun}s: Iterable[dict], strict: bool = False) -> Dict[str, list]:\n    # Group the {noun}s by their {other}.\n    groups = defaultdict(list)\n    for {noun} in {noun}s:\n        key = {noun}.get(\"{other}_id\")\n        if key is None:\n            if strict:\n                raise ValueError(f\"{noun} without {other}: {{{noun}!r}}\")\n            continue\n        groups[key].append({noun})\n"
+                ));
+                for _ in 0..r.next(5) {
+                    out.push_str(&format!(
+                        "    groups = {{k: v for k, v in groups.items() if len(v) > {}}}\n",
+                        r.next(4)
+                    ));
+                }
+                out.push_str(&format!(
+                    "    log.debug(\"{verb}: %d groups\", len(groups))\n    return dict(groups)\n\n\n"
+                ));
+            }
+            2 => {
+                out.push_str(&format!(
+                    "def {verb}_{noun}_{i}(path: str, retries: int = MAX_RETRIES) -> Optional[dict]:\n    \"\"\"{} one {noun} from `path`, retrying on errors.\"\"\"\n    for attempt in range(retries):\n        try:\n            with open(path) as f:\n                data = json.load(f)\n            return {{\n                \"{noun}\": data[\"{noun}\"],\n                \"{other}\": data.get(\"{other}\", []),\n                \"attempt\": attempt,\n            }}\n        except (OSError, ValueError) as exc:\n            log.warning(\n                \"attempt %d for %s failed: %s\",\n                attempt,\n                path,\n                exc,\n            )\n    return None\n\n\n",
+                    capitalize(verb)
+                ));
+            }
+            _ => {
+                out.push_str(&format!("{}_DEFAULTS_{i} = {{\n", noun.to_uppercase()));
+                for k in 0..2 + r.next(6) {
+                    out.push_str(&format!(
+                        "    \"{}_{k}\": {},\n",
+                        r.pick(NOUNS),
+                        r.next(1000)
+                    ));
+                }
+                out.push_str("}\n\n\n");
+            }
+        }
+    }
+    out
+}
+
+/// A Rust module of `n_items` items: structs, impls with methods, free
+/// functions with matches, closures and method chains, doc comments.
+fn realistic_rust(seed: u64, n_items: usize) -> String {
+    let mut r = Lcg(seed);
+    let mut out = String::from(
+        "use std::collections::{BTreeMap, HashMap};\nuse std::fmt;\nuse std::io::{self, BufRead};\n\nconst MAX_RETRIES: usize = 3;\n\n",
+    );
+    for i in 0..n_items {
+        let noun = r.pick(NOUNS);
+        let verb = r.pick(VERBS);
+        let other = r.pick(NOUNS);
+        let ty = format!("{}{i}", capitalize(noun));
+        match r.next(5) {
+            4 => {
+                out.push_str(&format!("pub fn setup_{noun}s_{i}(app: &mut App) {{\n"));
+                for k in 0..40 + r.next(80) {
+                    out.push_str(&format!(
+                        "    app.register(\"{}_{k}\", {}_{}, {});\n",
+                        r.pick(NOUNS),
+                        r.pick(VERBS),
+                        r.pick(NOUNS),
+                        r.next(5)
+                    ));
+                }
+                out.push_str("}\n\n");
+            }
+            3 => {
+                out.push_str(&format!(
+                    "/// Runs every stage of the {noun} pipeline.\npub fn {verb}_{noun}_pipeline_{i}(config: &HashMap<String, bool>, items: &[u64]) -> (usize, Vec<u64>) {{\n    let mut done = 0;\n    let mut failed = Vec::new();\n"
+                ));
+                for k in 0..8 + r.next(25) {
+                    let stage = r.pick(VERBS);
+                    out.push_str(&format!(
+                        "    // Stage {k}: {stage} the {other}s.\n    if config.get(\"{stage}_{k}\").copied().unwrap_or(true) {{\n        for &item in items {{\n            if !{stage}_{other}(item, {}) {{\n                failed.push(item);\n            }}\n        }}\n        done += 1;\n    }}\n",
+                        r.next(100)
+                    ));
+                    for j in 0..r.next(4) {
+                        out.push_str(&format!(
+                            "    let {other}_{k}_{j} = failed.len() + done * {j};\n"
+                        ));
+                    }
+                }
+                out.push_str("    (done, failed)\n}\n\n");
+            }
+            0 => {
+                out.push_str(&format!(
+                    "/// A {noun} and its {other}s.\n#[derive(Debug, Clone, Default)]\npub struct {ty} {{\n    pub name: String,\n    pub {other}s: Vec<u64>,\n}}\n\nimpl {ty} {{\n"
+                ));
+                for m in 0..1 + r.next(3) {
+                    let mverb = r.pick(VERBS);
+                    out.push_str(&format!(
+                        "    /// {} the {other}s below `limit`.\n    pub fn {mverb}_{other}s_{m}(&self, limit: u64) -> u64 {{\n        let mut total = 0;\n",
+                        capitalize(mverb)
+                    ));
+                    for k in 0..1 + r.next(5) {
+                        out.push_str(&format!(
+                            "        for value in self.{other}s.iter().filter(|v| **v < limit) {{\n            if value % {} == {k} {{\n                total += value;\n            }}\n        }}\n",
+                            2 + r.next(5)
+                        ));
+                    }
+                    out.push_str("        total\n    }\n\n");
+                }
+                out.push_str("}\n\n");
+            }
+            1 => {
+                out.push_str(&format!(
+                    "pub fn {verb}_{noun}s_{i}(input: &str) -> io::Result<HashMap<String, Vec<String>>> {{\n    // Group the {noun}s by their {other}.\n    let mut groups: HashMap<String, Vec<String>> = HashMap::new();\n    for line in input.as_bytes().lines() {{\n        let line = line?;\n        let (key, value) = match line.split_once('=') {{\n            Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),\n            None => continue,\n        }};\n        groups.entry(key).or_default().push(value);\n    }}\n"
+                ));
+                for _ in 0..r.next(4) {
+                    out.push_str(&format!(
+                        "    groups.retain(|_, values| values.len() > {});\n",
+                        r.next(4)
+                    ));
+                }
+                out.push_str("    Ok(groups)\n}\n\n");
+            }
+            _ => {
+                out.push_str(&format!(
+                    "impl fmt::Display for {} {{\n    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {{\n        let counts: BTreeMap<&str, usize> = self\n            .{other}s\n            .iter()\n            .map(|s| (s.as_str(), s.len()))\n            .collect();\n        for attempt in 0..MAX_RETRIES {{\n            if attempt > {} {{\n                break;\n            }}\n        }}\n        write!(f, \"{{}} ({{}} {other}s)\", self.name, counts.len())\n    }}\n}}\n\n",
+                    capitalize(noun),
+                    r.next(3)
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| {
+        f.to_uppercase().collect::<String>() + c.as_str()
+    })
+}
+
+const TYPED_PYTHON: &str = "def summarize_orders(orders, threshold=10):\n    \"\"\"Group orders by customer and keep the big ones.\"\"\"\n    totals = {}\n    for order in orders:\n        key = order.customer_id\n        totals[key] = totals.get(key, 0) + order.amount\n    big = [k for k, v in totals.items() if v > threshold]\n    report = []\n    for key in sorted(big):\n        report.append(f\"{key}: {totals[key]:.2f}\")\n    return \"\\n\".join(report)\n\n\ndef count_sessions(sessions):\n    seen = set()\n    for session in sessions:\n        if session.user not in seen:\n            seen.add(session.user)\n    return len(seen)\n\n\n";
+
+const TYPED_PYTHON_METHOD: &str = "    def refund(self, amount: int) -> bool:\n        \"\"\"Give `amount` back if the ledger allows it.\"\"\"\n        if amount <= 0:\n            return False\n        balance = sum(self.entries)\n        if balance < amount:\n            log.info(\"refund of %d refused\", amount)\n            return False\n        self.entries.append(-amount)\n        return True\n\n";
+
+const TYPED_RUST: &str = "/// Adds the counts of `b` to those of `a`.\npub fn merge_counts(a: &HashMap<String, usize>, b: &HashMap<String, usize>) -> HashMap<String, usize> {\n    let mut out = a.clone();\n    for (key, value) in b {\n        *out.entry(key.clone()).or_insert(0) += value;\n    }\n    out.retain(|_, v| *v > 0);\n    out\n}\n\nfn largest(values: &[u64]) -> Option<u64> {\n    let mut best = None;\n    for &v in values {\n        if best.is_none_or(|b| v > b) {\n            best = Some(v);\n        }\n    }\n    best\n}\n\n";
+
+const TYPED_PYTHON_STATEMENTS: &str = "    # Stage extra: count the kinds.\n    totals = {}\n    for item in items:\n        key = item.get(\"kind\", \"other\")\n        totals[key] = totals.get(key, 0) + 1\n    if len(totals) > 3:\n        log.info(\"many kinds: %s\", sorted(totals))\n    state[\"totals\"] = totals\n";
+
+const TYPED_RUST_STATEMENTS: &str = "    // Stage extra: count the kinds.\n    let mut totals: HashMap<u64, usize> = HashMap::new();\n    for &item in items {\n        *totals.entry(item % 7).or_insert(0) += 1;\n    }\n    if totals.len() > 3 {\n        done += totals.len();\n    }\n";
+
+/// What one typing run did to the prompt.
+#[derive(Debug, Default)]
+struct TypingStats {
+    steps: usize,
+    /// Steps where the prefix, up to the cursor's line, is not the previous
+    /// one's (a KV-cache miss before the cursor's line).
+    start_changes: usize,
+    /// Steps where the prefix is not exactly the previous one plus the typed char.
+    not_append: usize,
+    suffix_changes: usize,
+    snippet_changes: usize,
+    /// Snippet changes at steps that typed something other than a newline.
+    snippet_changes_mid_line: usize,
+    max_tokens: usize,
+    mean_use: f64,
+}
+
+/// Type `typed` one char at a time at `at`, building the prompt after each.
+fn simulate_typing(
+    lang: Language,
+    text: &str,
+    at: usize,
+    typed: &str,
+    neighbours: &[Neighbour],
+    cfg: &PromptConfig,
+) -> TypingStats {
+    let counter = ApproxTokenCounter;
+    let mut doc = ParsedDocument::new(text.to_string(), lang);
+    let mut cursor = at;
+    let mut stats = TypingStats::default();
+    let mut prev = build_prompt(&doc, cursor, "cur", neighbours, cfg, &counter);
+    let mut use_sum = 0.0;
+    for ch in typed.chars() {
+        let mut buf = [0u8; 4];
+        let s = ch.encode_utf8(&mut buf);
+        doc.apply_edit(cursor, cursor, s);
+        cursor += s.len();
+        let p = build_prompt(&doc, cursor, "cur", neighbours, cfg, &counter);
+        let tokens = counter.count(&p.prefix);
+        stats.steps += 1;
+        stats.max_tokens = stats.max_tokens.max(tokens);
+        use_sum += tokens as f64 / cfg.max_prefix_tokens as f64;
+        let head = &prev.prefix[..prev.prefix.rfind('\n').map_or(0, |i| i + 1)];
+        if !p.prefix.starts_with(head) {
+            stats.start_changes += 1;
+        }
+        if p.prefix != format!("{}{ch}", prev.prefix) {
+            stats.not_append += 1;
+        }
+        if p.suffix != prev.suffix {
+            stats.suffix_changes += 1;
+        }
+        if p.snippets != prev.snippets {
+            stats.snippet_changes += 1;
+            if ch != '\n' {
+                stats.snippet_changes_mid_line += 1;
+            }
+        }
+        prev = p;
+    }
+    stats.mean_use = use_sum / stats.steps.max(1) as f64;
+    stats
+}
+
+/// Typing a function at the end or in the middle of a long file keeps the
+/// prompt before the cursor's line the same for long stretches: the KV cache
+/// of the previous prompt stays usable on almost every keystroke.
+#[test]
+fn prefix_stable_while_typing() {
+    let cfg = PromptConfig::default();
+    let py = realistic_python(7, 30);
+    let rs = realistic_rust(11, 30);
+    let neighbours = vec![
+        Neighbour {
+            path: "other.py".to_string(),
+            text: realistic_python(3, 12),
+        },
+        Neighbour {
+            path: "other.rs".to_string(),
+            text: realistic_rust(5, 12),
+        },
+    ];
+    assert!(ApproxTokenCounter.count(&py) > 3000 * 2, "{}", py.len());
+    assert!(ApproxTokenCounter.count(&rs) > 3000 * 2, "{}", rs.len());
+    // Where to type: the end, before a top-level item in the middle, and
+    // (Python) a new method inside a class in the middle.
+    let middle_item = |text: &str, lead: &str| {
+        let from = text.len() / 2;
+        from + text[from..].find(lead).unwrap() + 1
+    };
+    let py_method_at = {
+        let from = py.len() / 2;
+        let class = from + py[from..].find("\nclass ").unwrap();
+        class + py[class..].find("\n\n    def ").unwrap() + 2
+    };
+    // The end of the body of a long function.
+    let body_end = |text: &str, name: &str, last: &str| {
+        let from = text.len() / 2;
+        let f = from + text[from..].find(name).unwrap();
+        f + text[f..].find(last).unwrap()
+    };
+    let runs: Vec<(&str, Language, &str, usize, &str)> = vec![
+        (
+            "py flat",
+            Py,
+            &py,
+            body_end(&py, "def setup_", "\n\n\n"),
+            TYPED_PYTHON_STATEMENTS,
+        ),
+        (
+            "rs flat",
+            Rs,
+            &rs,
+            body_end(&rs, "pub fn setup_", "\n}\n"),
+            TYPED_RUST_STATEMENTS,
+        ),
+        (
+            "py body",
+            Py,
+            &py,
+            body_end(&py, "_pipeline_", "\n    return state\n"),
+            TYPED_PYTHON_STATEMENTS,
+        ),
+        (
+            "rs body",
+            Rs,
+            &rs,
+            body_end(&rs, "_pipeline_", "\n    (done, failed)\n"),
+            TYPED_RUST_STATEMENTS,
+        ),
+        ("py end", Py, &py, py.len(), TYPED_PYTHON),
+        (
+            "py middle",
+            Py,
+            &py,
+            middle_item(&py, "\n\n\ndef "),
+            TYPED_PYTHON,
+        ),
+        ("py method", Py, &py, py_method_at, TYPED_PYTHON_METHOD),
+        ("rs end", Rs, &rs, rs.len(), TYPED_RUST),
+        (
+            "rs middle",
+            Rs,
+            &rs,
+            middle_item(&rs, "\n\npub fn "),
+            TYPED_RUST,
+        ),
+    ];
+    // Each change of the start is a jump to a later candidate; candidates
+    // lie a step apart and a start skips at most half a step past its own,
+    // so a jump frees at least about half a step and typing `n` bytes makes
+    // at most `2 * n / step` jumps, plus one for where the run began.
+    let step = crate::prompt::prefix_step(cfg.max_prefix_tokens);
+    let (mut total_steps, mut total_changes, mut total_use) = (0, 0, 0.0);
+    for (name, lang, text, at, typed) in runs {
+        let at = if at < text.len() { at + 1 } else { at };
+        let s = simulate_typing(lang, text, at, typed, &neighbours, &cfg);
+        eprintln!("{name}: {s:?}");
+        assert!(s.max_tokens <= cfg.max_prefix_tokens, "{name}: {s:?}");
+        let bound = (1 + 2 * typed.len() / step).min(typed.len() / 50);
+        assert!(s.start_changes <= bound, "{name}: over {bound}: {s:?}");
+        assert!(s.mean_use >= 0.65, "{name}: {s:?}");
+        // Snippets come first in the prompt: typing within a line keeps them.
+        assert_eq!(s.snippet_changes_mid_line, 0, "{name}: {s:?}");
+        total_steps += s.steps;
+        total_changes += s.start_changes;
+        total_use += s.mean_use * s.steps as f64;
+    }
+    eprintln!(
+        "total: {total_changes} start changes in {total_steps} steps, mean use {:.3}",
+        total_use / total_steps as f64
+    );
+}
+
+/// The scope the prompt's header comes from, while an edit breaks the parse:
+/// docstrings and doc comments are still found, and a new top-level `def`
+/// is not taken for part of the function above it.
+#[test]
+fn scope_while_typing_broken_code() {
+    check_scope(
+        Py,
+        "def a():\n    return 1\n\ndef b(x$0",
+        expect![[r#"
+            function: -
+            class: -
+            place: has_errors
+        "#]],
+    );
+    check_scope(
+        Py,
+        "def f(items):\n    \"\"\"Sum them.\"\"\"\n    total = 0\n    x = [1$0\n",
+        expect![[r#"
+            function: function_definition "f"
+              signature: "def f(items):"
+              doc: "\"\"\"Sum them.\"\"\""
+            class: -
+            place: has_errors
+        "#]],
+    );
+    check_scope(
+        Rs,
+        "/// Adds.\n#[inline]\nfn f() {\n    let x = (1$0\n",
+        expect![[r#"
+            function: function (recovered) "f"
+              signature: "fn f()"
+              doc: "/// Adds."
+            class: -
+            place: has_errors
+            note: enclosing function recovered from text (syntax errors)
+        "#]],
+    );
+    // Every offset while a docstring and broken code are typed: no panic.
+    let text = "def f():\n    \"\"\"Doc \"q\" '''\"\"\"\n    '''x\n    'y'\n    z = (\n";
+    let mut doc = ParsedDocument::new(String::new(), Py);
+    for (i, ch) in text.char_indices() {
+        doc.apply_edit(i, i, &ch.to_string());
+        for cursor in 0..=doc.text().len() {
+            let _ = cursor_scope(&doc, cursor);
+        }
+    }
 }
