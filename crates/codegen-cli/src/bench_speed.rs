@@ -118,9 +118,10 @@ fn ours(model: &LoadedModel, prompt: &[u32], gen: usize, runs: usize) -> Result<
         let mut logits = model.model.prefill(&mut session, prompt)?;
         prefill.push(prompt.len() as f64 / start.elapsed().as_secs_f64());
         let start = Instant::now();
+        let sampler = codegen_model::Sampler::new(codegen_model::SamplingConfig::default());
         for _ in 0..gen {
-            let next = argmax(&logits);
-            logits = model.model.forward(&mut session, &[next])?;
+            let next = sampler.greedy_token(&logits);
+            model.model.forward_into(&mut session, &[next], &mut logits)?;
         }
         decode.push(gen as f64 / start.elapsed().as_secs_f64());
     }

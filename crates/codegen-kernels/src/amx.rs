@@ -175,29 +175,51 @@ const fn config_bytes(tiles: [(u8, u8); 8]) -> [u8; 64] {
     c
 }
 
-/// Tiles configured on this thread; released when dropped (also on unwind).
-struct Tiles;
+/// Tiles configured on this thread for one task. When dropped (also on
+/// unwind) the thread's previous tile configuration is restored, or the
+/// tiles are released if there was none: other code in the process (e.g.
+/// candle's own AMX kernels) may keep its configuration loaded on a thread
+/// between calls, and would fault (`#UD`) if it found the tiles released.
+struct Tiles {
+    previous: TileConfig,
+}
 
 impl Tiles {
     /// # Safety
     /// AMX must be available (`is_available`).
     unsafe fn configure(cfg: &'static TileConfig) -> Tiles {
-        // SAFETY: the caller checked AMX; `cfg` is a valid palette-1 config.
+        let mut previous = TileConfig([0u8; 64]);
+        // SAFETY: the caller checked AMX; `sttilecfg` writes 64 bytes (all
+        // zero when no configuration is loaded) into `previous`, and `cfg`
+        // is a valid palette-1 configuration.
         unsafe {
             asm!(
+                "sttilecfg [{prev}]",
                 "ldtilecfg [{cfg}]",
+                prev = in(reg) previous.0.as_mut_ptr(),
                 cfg = in(reg) cfg.0.as_ptr(),
-                options(nostack, readonly, preserves_flags)
+                options(nostack, preserves_flags)
             );
         }
-        Tiles
+        Tiles { previous }
     }
 }
 
 impl Drop for Tiles {
     fn drop(&mut self) {
-        // SAFETY: only reachable after `configure`, so AMX is available.
-        unsafe { asm!("tilerelease", options(nostack, nomem, preserves_flags)) };
+        // SAFETY: only reachable after `configure`, so AMX is available; a
+        // non-zero palette in `previous` is a configuration the CPU accepted.
+        unsafe {
+            if self.previous.0[0] != 0 {
+                asm!(
+                    "ldtilecfg [{cfg}]",
+                    cfg = in(reg) self.previous.0.as_ptr(),
+                    options(nostack, readonly, preserves_flags)
+                );
+            } else {
+                asm!("tilerelease", options(nostack, nomem, preserves_flags));
+            }
+        }
     }
 }
 
@@ -895,5 +917,61 @@ unsafe fn unpack_k(
             }
             _ => unreachable!("not a K-quant"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn current_config() -> [u8; 64] {
+        let mut out = TileConfig([0u8; 64]);
+        // SAFETY: AMX is available (checked by the caller); writes 64 bytes.
+        unsafe {
+            asm!(
+                "sttilecfg [{p}]",
+                p = in(reg) out.0.as_mut_ptr(),
+                options(nostack, preserves_flags)
+            )
+        };
+        out.0
+    }
+
+    /// Our tasks leave the thread's tile configuration as they found it: a
+    /// configuration loaded by other code stays loaded (candle's AMX kernels
+    /// fault otherwise), and no configuration stays none.
+    #[test]
+    fn tasks_restore_the_threads_tile_configuration() {
+        if !is_available() {
+            eprintln!("note: no usable AMX here; nothing to check");
+            return;
+        }
+        static FOREIGN: TileConfig = TileConfig(config_bytes([(16, 4); 8]));
+        // SAFETY: AMX is available; FOREIGN is a valid palette-1 config.
+        unsafe {
+            asm!("tilerelease", options(nostack, nomem, preserves_flags));
+        }
+        {
+            // SAFETY: as above.
+            let _t = unsafe { Tiles::configure(&CONFIG_K) };
+            assert_eq!(current_config(), CONFIG_K.0);
+        }
+        assert_eq!(current_config(), [0u8; 64], "tiles left configured");
+        // SAFETY: as above.
+        unsafe {
+            asm!(
+                "ldtilecfg [{cfg}]",
+                cfg = in(reg) FOREIGN.0.as_ptr(),
+                options(nostack, readonly, preserves_flags)
+            );
+        }
+        {
+            // SAFETY: as above.
+            let _t = unsafe { Tiles::configure(&CONFIG_BLOCK) };
+            assert_eq!(current_config(), CONFIG_BLOCK.0);
+        }
+        assert_eq!(current_config(), FOREIGN.0, "foreign configuration lost");
+        // SAFETY: as above.
+        unsafe { asm!("tilerelease", options(nostack, nomem, preserves_flags)) };
     }
 }
