@@ -72,11 +72,7 @@ impl ModelConfig {
         let config = Self {
             n_layers: get_usize(ct, &format!("{a}.block_count"))?,
             ffn_size: get_usize(ct, &format!("{a}.feed_forward_length"))?,
-            head_dim: if n_heads == 0 {
-                0
-            } else {
-                hidden_size / n_heads
-            },
+            head_dim: hidden_size.checked_div(n_heads).unwrap_or(0),
             rope_freq_base: get_f32(ct, &format!("{a}.rope.freq_base")).unwrap_or(10_000.0),
             rms_norm_eps: get_f32(ct, &format!("{a}.attention.layer_norm_rms_epsilon"))? as f64,
             context_length: get_usize(ct, &format!("{a}.context_length")).unwrap_or(32_768),
@@ -102,10 +98,10 @@ impl ModelConfig {
         {
             return bad("zero-sized dimension");
         }
-        if self.hidden_size % self.n_heads != 0 || self.head_dim % 2 != 0 {
+        if !self.hidden_size.is_multiple_of(self.n_heads) || !self.head_dim.is_multiple_of(2) {
             return bad("hidden size is not a multiple of the head count");
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return bad("head count is not a multiple of the key/value head count");
         }
         if self.vocab_size == 0 {

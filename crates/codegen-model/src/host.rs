@@ -10,6 +10,9 @@
 //! Used when the model is on the CPU with the kernel backend and every weight
 //! has a kernel format; otherwise the candle path in `model.rs` runs.
 
+// Kernels index several per-head arrays in one loop.
+#![allow(clippy::needless_range_loop)]
+
 use std::cell::RefCell;
 
 use codegen_kernels::{dequantize_row, matmul, matmul_multi, parallel_for, QMatrix, Scratch};
@@ -86,6 +89,8 @@ unsafe impl Sync for SharedOut {}
 impl SharedOut {
     /// # Safety
     /// `start..start + len` must be in bounds and written by one task only.
+    // The pointer, not `&self`, is what the slice borrows from.
+    #[allow(clippy::mut_from_ref)]
     unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
         assert!(start + len <= self.1);
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
@@ -163,20 +168,8 @@ impl HostModel {
         let mut n = 0;
         for (session, tokens) in segments.iter_mut() {
             let n_new = tokens.len();
-            if n_new == 0 {
-                return Err(ModelError::EmptyPrompt);
-            }
-            if let Some(bad) = tokens.iter().find(|t| **t as usize >= cfg.vocab_size) {
-                return Err(ModelError::BadToken(*bad));
-            }
             let n_past = session.len();
-            let total = n_past + n_new;
-            if total > cfg.context_length {
-                return Err(ModelError::ContextOverflow {
-                    needed: total,
-                    limit: cfg.context_length,
-                });
-            }
+            let total = crate::model::check_step(cfg, n_past, tokens)?;
             session.reserve_host(total);
             plan.push(Segment {
                 offset: n,
@@ -196,6 +189,7 @@ impl HostModel {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn forward_in(
         &self,
         cfg: &ModelConfig,
@@ -508,7 +502,7 @@ fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 
 #[inline(always)]
 fn attend_body<const FMA: bool>(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
-    if a.hd % PV_WIDTH == 0 {
+    if a.hd.is_multiple_of(PV_WIDTH) {
         match a.group {
             1 => return attend_g::<1, FMA>(a, scores, out),
             2 => return attend_g::<2, FMA>(a, scores, out),

@@ -246,6 +246,25 @@ fn causal_mask(n_new: usize, n_past: usize, device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(mask, (n_new, total), device)?)
 }
 
+/// Checks `tokens` to be run after `n_past` cached positions (non-empty,
+/// known ids, within the context) and returns the positions needed.
+pub(crate) fn check_step(cfg: &ModelConfig, n_past: usize, tokens: &[u32]) -> Result<usize> {
+    if tokens.is_empty() {
+        return Err(ModelError::EmptyPrompt);
+    }
+    if let Some(bad) = tokens.iter().find(|t| **t as usize >= cfg.vocab_size) {
+        return Err(ModelError::BadToken(*bad));
+    }
+    let total = n_past + tokens.len();
+    if total > cfg.context_length {
+        return Err(ModelError::ContextOverflow {
+            needed: total,
+            limit: cfg.context_length,
+        });
+    }
+    Ok(total)
+}
+
 /// Reads the model and its tokenizer from a GGUF file.
 pub fn load(path: &Path, device: &Device) -> Result<(Model, Tokenizer)> {
     load_with(path, device, &LoadOptions::default())
@@ -573,20 +592,8 @@ impl Model {
         let mut plan = Vec::with_capacity(segments.len());
         for (session, tokens) in segments.iter_mut() {
             let n_new = tokens.len();
-            if n_new == 0 {
-                return Err(ModelError::EmptyPrompt);
-            }
-            if let Some(bad) = tokens.iter().find(|t| **t as usize >= cfg.vocab_size) {
-                return Err(ModelError::BadToken(*bad));
-            }
             let n_past = session.len();
-            let total = n_past + n_new;
-            if total > cfg.context_length {
-                return Err(ModelError::ContextOverflow {
-                    needed: total,
-                    limit: cfg.context_length,
-                });
-            }
+            let total = check_step(cfg, n_past, tokens)?;
             session.reserve(total, &self.device)?;
             plan.push(Segment {
                 offset: all_tokens.len(),
