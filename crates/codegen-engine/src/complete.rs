@@ -114,7 +114,13 @@ fn cut_plain(text: &str, max_bytes: usize, keep_end: bool) -> &str {
         return text;
     }
     if keep_end {
-        let mut start = text.len() - max_bytes;
+        // Start at a document-anchored point (a multiple of 30% of the
+        // budget, at or after the earliest start that fits), so that while
+        // the user types at the end the cut stays put and the cached prompt
+        // prefix stays valid; at least 70% of the budget stays in use.
+        let earliest = text.len() - max_bytes;
+        let step = (max_bytes * 3 / 10).max(1);
+        let mut start = earliest.next_multiple_of(step).min(text.len());
         while !text.is_char_boundary(start) {
             start += 1;
         }
@@ -431,4 +437,30 @@ pub fn complete(
         n_generated_tokens: n_generated,
         notes,
     })
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::cut_plain;
+
+    /// Typing at the end of a long plain-text prefix moves its start only
+    /// in jumps, and the kept text always fits and uses most of the budget.
+    #[test]
+    fn plain_prefix_cut_is_stable_while_typing() {
+        let line = "some plain text line with words 0123456789\n";
+        let mut text: String = line.repeat(200);
+        let max = 1000;
+        let mut starts = Vec::new();
+        for i in 0..600 {
+            text.push(if i % 40 == 39 { '\n' } else { 'x' });
+            let kept = cut_plain(&text, max, true);
+            assert!(kept.len() <= max);
+            assert!(kept.len() >= max * 6 / 10, "{} bytes kept", kept.len());
+            starts.push(text.len() - kept.len());
+        }
+        let moves = starts.windows(2).filter(|w| w[0] != w[1]).count();
+        // 600 bytes typed with a 300-byte step: at most 2-3 jumps.
+        assert!(moves <= 3, "start moved {moves} times");
+        assert!(starts.windows(2).all(|w| w[0] <= w[1]), "start moved back");
+    }
 }
