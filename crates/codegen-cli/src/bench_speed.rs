@@ -121,7 +121,9 @@ fn ours(model: &LoadedModel, prompt: &[u32], gen: usize, runs: usize) -> Result<
         let sampler = codegen_model::Sampler::new(codegen_model::SamplingConfig::default());
         for _ in 0..gen {
             let next = sampler.greedy_token(&logits);
-            model.model.forward_into(&mut session, &[next], &mut logits)?;
+            model
+                .model
+                .forward_into(&mut session, &[next], &mut logits)?;
         }
         decode.push(gen as f64 / start.elapsed().as_secs_f64());
     }

@@ -231,7 +231,11 @@ pub fn generate(
     let mut logprobs = Vec::new();
     let context_length = model.config().context_length;
     let speculate = config.draft_tokens > 0 && config.sampling.is_greedy();
-    let mut history: Vec<u32> = if speculate { prompt.to_vec() } else { Vec::new() };
+    let mut history: Vec<u32> = if speculate {
+        prompt.to_vec()
+    } else {
+        Vec::new()
+    };
     // Logits rows still to sample from. When more than one is queued, the
     // tokens they yield (accepted drafts) are already in the session.
     let mut queue: VecDeque<Vec<f32>> = VecDeque::new();

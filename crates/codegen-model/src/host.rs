@@ -154,7 +154,10 @@ impl HostModel {
     ) -> Result<Vec<Vec<f32>>> {
         let mut logits = Vec::new();
         self.run(cfg, &mut [(session, tokens)], &mut logits, true)?;
-        Ok(logits.chunks(self.output.rows()).map(<[f32]>::to_vec).collect())
+        Ok(logits
+            .chunks(self.output.rows())
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 
     fn run(
@@ -615,11 +618,10 @@ fn softmax(s: &mut [f32]) {
             lanes[l] = lanes[l].max(c[l]);
         }
     }
-    let max = chunks
-        .remainder()
-        .iter()
-        .copied()
-        .fold(lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max), f32::max);
+    let max = chunks.remainder().iter().copied().fold(
+        lanes.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        f32::max,
+    );
     let mut acc = [0f32; LANES];
     let mut chunks = s.chunks_exact_mut(LANES);
     for c in &mut chunks {
@@ -899,7 +901,14 @@ mod tests {
                 levels.push(Simd::Avx512);
             }
         }
-        for (group, hd, n_kv) in [(7, 64, 2), (6, 128, 2), (1, 64, 1), (8, 64, 1), (3, 32, 2), (9, 64, 1)] {
+        for (group, hd, n_kv) in [
+            (7, 64, 2),
+            (6, 128, 2),
+            (1, 64, 1),
+            (8, 64, 1),
+            (3, 32, 2),
+            (9, 64, 1),
+        ] {
             for n_keys in [1usize, 5, 16, 17, 40, 100] {
                 let cap = n_keys.next_multiple_of(16);
                 let kv_dim = n_kv * hd;
@@ -921,7 +930,9 @@ mod tests {
                     let s: Vec<f64> = (0..n_keys)
                         .map(|j| {
                             (0..hd)
-                                .map(|d| q[g * hd + d] as f64 * keys[j * kv_dim + kvh * hd + d] as f64)
+                                .map(|d| {
+                                    q[g * hd + d] as f64 * keys[j * kv_dim + kvh * hd + d] as f64
+                                })
                                 .sum::<f64>()
                                 * scale as f64
                         })
@@ -970,7 +981,9 @@ mod tests {
 
     #[test]
     fn log_sum_exp_matches_the_plain_formula() {
-        let x: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 * 0.3 - 12.0).collect();
+        let x: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37) % 101) as f32 * 0.3 - 12.0)
+            .collect();
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let plain = max + x.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
         assert!((super::log_sum_exp(&x) - plain).abs() < 1e-4);

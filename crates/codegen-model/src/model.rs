@@ -399,9 +399,8 @@ impl Model {
             return Ok(None);
         };
         let vec = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.to_dtype(DType::F32)?.to_vec1()?) };
-        let bias = |b: &Option<Tensor>| -> Result<Option<Vec<f32>>> {
-            b.as_ref().map(vec).transpose()
-        };
+        let bias =
+            |b: &Option<Tensor>| -> Result<Option<Vec<f32>>> { b.as_ref().map(vec).transpose() };
         let mut layers = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
             let (Some(qkv), Some(o), Some(gu), Some(down)) = (

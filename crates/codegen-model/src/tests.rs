@@ -633,18 +633,32 @@ fn drafted_greedy_decoding_equals_plain_greedy_decoding() {
         let mut results = Vec::new();
         for cfg in &configs {
             let mut s = t.model.new_session().unwrap();
-            let g = generate(&t.model, &t.tokenizer, &mut s, &prompt, cfg, None, &mut |_| true)
-                .unwrap();
+            let g = generate(
+                &t.model,
+                &t.tokenizer,
+                &mut s,
+                &prompt,
+                cfg,
+                None,
+                &mut |_| true,
+            )
+            .unwrap();
             // The cache holds exactly prompt + emitted tokens, or at most
             // what was checked beyond them, never a rejected draft in the
             // middle: its tokens start with prompt + output.
             let mut expect: Vec<u32> = prompt.clone();
             expect.extend(&g.tokens);
-            assert_eq!(&s.tokens()[..expect.len().min(s.len())], &expect[..expect.len().min(s.len())]);
+            assert_eq!(
+                &s.tokens()[..expect.len().min(s.len())],
+                &expect[..expect.len().min(s.len())]
+            );
             results.push(g);
         }
         let (plain, drafted) = (&results[0], &results[1]);
-        assert_eq!(plain.tokens, drafted.tokens, "max {max_tokens} stop {stop:?}");
+        assert_eq!(
+            plain.tokens, drafted.tokens,
+            "max {max_tokens} stop {stop:?}"
+        );
         assert_eq!(plain.text, drafted.text);
         assert_eq!(plain.finish, drafted.finish);
         for (a, b) in plain.logprobs.iter().zip(&drafted.logprobs) {
@@ -655,5 +669,8 @@ fn drafted_greedy_decoding_equals_plain_greedy_decoding() {
         total_accepted += drafted.n_accepted_draft_tokens;
     }
     assert!(total_drafted > 0, "no draft was tried");
-    assert!(total_accepted > 0, "no draft was accepted ({total_drafted} tried)");
+    assert!(
+        total_accepted > 0,
+        "no draft was accepted ({total_drafted} tried)"
+    );
 }
