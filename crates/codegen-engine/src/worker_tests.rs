@@ -92,13 +92,19 @@ fn another_document_gets_its_own_session() {
 #[test]
 fn a_newer_job_for_the_same_key_cancels_the_older() {
     let (_dir, model) = tiny();
-    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    // Prefill one token at a time over a longer prompt, so each job runs
+    // long enough for the next one to arrive while it is queued or running.
+    let worker = EngineWorker::spawn(WorkerConfig {
+        prefill_chunk: 1,
+        ..WorkerConfig::default()
+    })
+    .unwrap();
     worker.set_model(Some(model));
     let (tx, rx) = mpsc::channel();
     let n_jobs = 6;
     for idx in 0..n_jobs {
         let tx = tx.clone();
-        let text = format!("x = {idx}\ny = ");
+        let text = format!("{}x = {idx}\ny = ", "z = z + 1  # step\n".repeat(40));
         worker.submit(
             job("same.py", &text, 400),
             Box::new(move |r| {
@@ -127,11 +133,20 @@ fn a_newer_job_for_the_same_key_cancels_the_older() {
 #[test]
 fn a_cancelled_handle_stops_generation() {
     let (_dir, model) = tiny();
-    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    // The cancel flag is checked after every prompt token here, and the
+    // prompt is a couple of hundred tokens, so the cancel below lands while
+    // the job runs even when the model would stop at once on its own (the
+    // tiny model's first token may be a stop token).
+    let worker = EngineWorker::spawn(WorkerConfig {
+        prefill_chunk: 1,
+        ..WorkerConfig::default()
+    })
+    .unwrap();
     worker.set_model(Some(model));
     let (tx, rx) = mpsc::channel();
+    let text = format!("{}y = ", "y = y + 1  # step\n".repeat(60));
     let handle = worker.submit(
-        job("a.py", "y = ", 100_000),
+        job("a.py", &text, 100_000),
         Box::new(move |r| tx.send(r).unwrap()),
     );
     handle.cancel();
