@@ -133,15 +133,6 @@ fn ours(model: &LoadedModel, prompt: &[u32], gen: usize, runs: usize) -> Result<
     })
 }
 
-fn argmax(logits: &[f32]) -> u32 {
-    logits
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i as u32)
-        .unwrap_or(0)
-}
-
 fn stock(path: &std::path::Path, prompt: &[u32], gen: usize, runs: usize) -> Result<Figures> {
     use candle_core::{Device, IndexOp, Tensor};
     use candle_transformers::models::quantized_qwen2::ModelWeights;
@@ -149,6 +140,7 @@ fn stock(path: &std::path::Path, prompt: &[u32], gen: usize, runs: usize) -> Res
     let mut file = std::fs::File::open(path)?;
     let ct = candle_core::quantized::gguf_file::Content::read(&mut file)?;
     let mut model = ModelWeights::from_gguf(ct, &mut file, &device)?;
+    let sampler = codegen_model::Sampler::new(codegen_model::SamplingConfig::default());
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     for _ in 0..runs {
@@ -157,12 +149,12 @@ fn stock(path: &std::path::Path, prompt: &[u32], gen: usize, runs: usize) -> Res
         let start = Instant::now();
         let logits = model.forward(&input, 0)?;
         prefill.push(prompt.len() as f64 / start.elapsed().as_secs_f64());
-        let mut next = argmax(&logits.i(0)?.to_vec1::<f32>()?);
+        let mut next = sampler.greedy_token(&logits.i(0)?.to_vec1::<f32>()?);
         let start = Instant::now();
         for idx in 0..gen {
             let input = Tensor::new(&[next], &device)?.unsqueeze(0)?;
             let logits = model.forward(&input, prompt.len() + idx)?;
-            next = argmax(&logits.i(0)?.to_vec1::<f32>()?);
+            next = sampler.greedy_token(&logits.i(0)?.to_vec1::<f32>()?);
         }
         decode.push(gen as f64 / start.elapsed().as_secs_f64());
     }

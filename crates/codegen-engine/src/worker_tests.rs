@@ -34,6 +34,17 @@ fn job(key: &str, text: &str, max_tokens: usize) -> Job {
     }
 }
 
+/// A worker that looks at the cancel flag after every prompt token, so a
+/// job with a long prompt runs long enough to be cancelled or superseded
+/// however fast the tiny model is.
+fn step_by_step_worker() -> EngineWorker {
+    EngineWorker::spawn(WorkerConfig {
+        prefill_chunk: 1,
+        ..WorkerConfig::default()
+    })
+    .unwrap()
+}
+
 fn run(worker: &EngineWorker, job: Job) -> Result<JobOutcome, JobError> {
     let (tx, rx) = mpsc::channel();
     worker.submit(job, Box::new(move |r| tx.send(r).unwrap()));
@@ -94,11 +105,7 @@ fn a_newer_job_for_the_same_key_cancels_the_older() {
     let (_dir, model) = tiny();
     // Prefill one token at a time over a longer prompt, so each job runs
     // long enough for the next one to arrive while it is queued or running.
-    let worker = EngineWorker::spawn(WorkerConfig {
-        prefill_chunk: 1,
-        ..WorkerConfig::default()
-    })
-    .unwrap();
+    let worker = step_by_step_worker();
     worker.set_model(Some(model));
     let (tx, rx) = mpsc::channel();
     let n_jobs = 6;
@@ -137,11 +144,7 @@ fn a_cancelled_handle_stops_generation() {
     // prompt is a couple of hundred tokens, so the cancel below lands while
     // the job runs even when the model would stop at once on its own (the
     // tiny model's first token may be a stop token).
-    let worker = EngineWorker::spawn(WorkerConfig {
-        prefill_chunk: 1,
-        ..WorkerConfig::default()
-    })
-    .unwrap();
+    let worker = step_by_step_worker();
     worker.set_model(Some(model));
     let (tx, rx) = mpsc::channel();
     let text = format!("{}y = ", "y = y + 1  # step\n".repeat(60));

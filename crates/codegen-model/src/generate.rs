@@ -248,6 +248,7 @@ pub fn generate(
         if tokens.len() >= config.max_tokens {
             break FinishReason::MaxTokens;
         }
+        // Never empty here: every path through the loop queues the next row.
         let Some(row) = queue.pop_front() else {
             break FinishReason::Cancelled;
         };

@@ -18,6 +18,7 @@ mod sampler;
 mod session;
 pub mod testing;
 mod tokenizer;
+mod vecmath;
 
 pub use config::ModelConfig;
 pub use device::DeviceKind;

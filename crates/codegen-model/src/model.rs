@@ -218,16 +218,6 @@ impl Loader<'_> {
     }
 }
 
-fn rope_tables(config: &ModelConfig, device: &Device) -> Result<(Tensor, Tensor)> {
-    let half = config.head_dim / 2;
-    let (cos, sin) = crate::host::rope_tables(config);
-    let n_pos = config.context_length;
-    Ok((
-        Tensor::from_vec(cos, (n_pos, half), device)?,
-        Tensor::from_vec(sin, (n_pos, half), device)?,
-    ))
-}
-
 /// Additive causal mask for `n_new` tokens placed after `n_past` cached ones:
 /// new token `i` sees positions `0..=n_past + i`.
 fn causal_mask(n_new: usize, n_past: usize, device: &Device) -> Result<Tensor> {
@@ -371,7 +361,13 @@ impl Model {
             // Tied embeddings.
             ld.projection(&[("token_embd".to_string(), config.vocab_size)], h)?
         };
-        let (cos, sin) = rope_tables(&config, &device)?;
+        // RoPE tables, computed once: as tensors for the candle forward and
+        // as plain vectors for the fused one.
+        let (cos_table, sin_table) = crate::host::rope_tables(&config);
+        let half = config.head_dim / 2;
+        let n_pos = config.context_length;
+        let cos = Tensor::from_vec(cos_table.clone(), (n_pos, half), &device)?;
+        let sin = Tensor::from_vec(sin_table.clone(), (n_pos, half), &device)?;
         let mut model = Self {
             config,
             device,
@@ -386,7 +382,12 @@ impl Model {
             host: None,
         };
         if backend == Backend::Kernels && fused {
-            model.host = model.host_model()?;
+            model.host = model.host_model(cos_table, sin_table)?;
+            if model.host.is_some() {
+                // Only the fused forward runs from here on.
+                model.cos = Tensor::zeros((0, half), DType::F32, &model.device)?;
+                model.sin = model.cos.clone();
+            }
         }
         Ok(model)
     }
@@ -394,7 +395,7 @@ impl Model {
     /// The fused path's view of the weights, if every matrix runs on the
     /// kernels (the matrices share the mapped file; only norms and biases
     /// are copied).
-    fn host_model(&self) -> Result<Option<HostModel>> {
+    fn host_model(&self, cos: Vec<f32>, sin: Vec<f32>) -> Result<Option<HostModel>> {
         let Embedding::Kernel(embed) = &self.embed else {
             return Ok(None);
         };
@@ -430,7 +431,6 @@ impl Model {
         let Some(out) = self.output.kernel_parts() else {
             return Ok(None);
         };
-        let (cos, sin) = crate::host::rope_tables(&self.config);
         Ok(Some(HostModel {
             embed: embed.clone(),
             layers,

@@ -43,7 +43,7 @@ pub struct Sampler {
 /// Log-probability of `token` under `softmax(logits)` (temperature 1).
 pub fn log_prob(logits: &[f32], token: u32) -> f32 {
     match logits.get(token as usize) {
-        Some(l) => l - crate::host::log_sum_exp(logits),
+        Some(l) => l - crate::vecmath::log_sum_exp(logits),
         None => f32::NEG_INFINITY,
     }
 }
@@ -95,7 +95,7 @@ impl Sampler {
     fn sample_filtered(&mut self, logits: &[f32]) -> u32 {
         let inv_t = 1.0 / self.config.temperature;
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let total = crate::host::exp_scaled_into(logits, max, inv_t, &mut self.weights);
+        let total = crate::vecmath::exp_scaled_into(logits, max, inv_t, &mut self.weights);
         let top_p = self.config.top_p.clamp(0.0, 1.0);
         let vocab = self.weights.len();
 

@@ -140,10 +140,7 @@ impl Session {
         if n_positions <= self.capacity && self.layers.len() == self.n_layers {
             return Ok(());
         }
-        let new_capacity = n_positions
-            .next_power_of_two()
-            .max(MIN_CAPACITY)
-            .min(self.max_positions.max(n_positions));
+        let new_capacity = self.grown_capacity(n_positions);
         let shape = (self.n_kv_heads, new_capacity, self.head_dim);
         let n_keep = self.tokens.len().min(self.capacity);
         let mut layers = Vec::with_capacity(self.n_layers);
@@ -182,6 +179,15 @@ impl Session {
         ))
     }
 
+    /// The capacity to allocate for `n_positions`: the next power of two,
+    /// at least `MIN_CAPACITY`, at most the context (unless asked for more).
+    fn grown_capacity(&self, n_positions: usize) -> usize {
+        n_positions
+            .next_power_of_two()
+            .max(MIN_CAPACITY)
+            .min(self.max_positions.max(n_positions))
+    }
+
     /// Makes room for `n_positions` positions in the fused path's cache
     /// (capacity doubles; growing appends blocks, nothing moves).
     pub(crate) fn reserve_host(&mut self, n_positions: usize) {
@@ -190,10 +196,8 @@ impl Session {
         if have_layers && n_positions <= self.capacity {
             return;
         }
-        let new_capacity = n_positions
-            .next_power_of_two()
-            .max(MIN_CAPACITY)
-            .min(self.max_positions.max(n_positions))
+        let new_capacity = self
+            .grown_capacity(n_positions)
             .next_multiple_of(HOST_KEY_BLOCK)
             .max(self.capacity);
         let layers = self.host.get_or_insert_with(Vec::new);
