@@ -5,13 +5,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use codegen_engine::{encode_template, generate_samples, LoadedModel};
+use std::sync::Arc;
+
+use codegen_engine::{Engine, EngineConfig, LoadedModel};
+use codegen_eval::run::{engine_ranked_pass_at_1, generate_humaneval, HumanEvalRun, Sampling};
 use codegen_eval::{
-    append_samples, evaluate_with_progress, json::JsonValue, load_problems, read_samples,
-    results_path, resume_state, task_records, write_results, write_run_outputs, EvalConfig,
-    Problem, PromptFormat, RunReport, RunSettings, Sample, GENERATION_SECONDS_KEY, TOKENS_KEY,
+    evaluate_with_progress, load_problems, read_samples, results_path, task_records,
+    write_results, write_run_outputs, EvalConfig, Problem, PromptFormat, RunReport, RunSettings,
 };
-use codegen_model::{DeviceKind, GenerateConfig, SamplingConfig};
+use codegen_model::DeviceKind;
 use codegen_sandbox::{Isolation, Sandbox, SandboxConfig};
 use codegen_store::{Store, HUMAN_EVAL};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -75,16 +77,19 @@ pub struct HumanEvalArgs {
     /// Continue an interrupted run in the same folder.
     #[arg(long)]
     pub resume: bool,
-    /// Rank the n samples of each task (syntax, the docstring's examples run
-    /// in the sandbox, agreement, mean log-probability), write
-    /// ranked_samples.jsonl (the chosen one per task) and an ablation table.
+    /// Rank the n samples of each task in the engine (the docstring's
+    /// examples run in the sandbox, syntax, agreement, mean log-probability),
+    /// report the engine's ranked pass@1, write ranked_samples.jsonl (the
+    /// chosen one per task) and an ablation table of the policies. With --n
+    /// above 1 and no --temperature, samples are drawn at temperature 0.8
+    /// (top-p from --top-p); with one sample the default is greedy.
     #[arg(long)]
     pub rank: bool,
     #[command(flatten)]
     pub eval: EvalArgs,
 }
 
-fn bar(total: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if let Ok(style) = ProgressStyle::with_template(
         "{msg:>10} [{bar:30}] {pos}/{len} elapsed {elapsed_precise} eta {eta_precise}",
@@ -96,7 +101,7 @@ fn bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn sandbox(args: &EvalArgs) -> Result<Sandbox> {
+pub(crate) fn sandbox(args: &EvalArgs) -> Result<Sandbox> {
     let sandbox = Sandbox::new(SandboxConfig {
         allow_unsandboxed: args.unsafe_no_sandbox,
         ..SandboxConfig::default()
@@ -107,7 +112,7 @@ fn sandbox(args: &EvalArgs) -> Result<Sandbox> {
     Ok(sandbox)
 }
 
-fn problems_path(store: &Store, args: &EvalArgs) -> Result<PathBuf> {
+pub(crate) fn problems_path(store: &Store, args: &EvalArgs) -> Result<PathBuf> {
     match &args.problems {
         Some(path) => Ok(path.clone()),
         None => store
@@ -116,7 +121,7 @@ fn problems_path(store: &Store, args: &EvalArgs) -> Result<PathBuf> {
     }
 }
 
-fn eval_config(args: &EvalArgs, ignore_incomplete: bool) -> EvalConfig {
+pub(crate) fn eval_config(args: &EvalArgs, ignore_incomplete: bool) -> EvalConfig {
     EvalConfig {
         ks: args.k.clone(),
         timeout_s: args.timeout,
@@ -183,6 +188,8 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
     let model = LoadedModel::load(&name, &path, &device)
         .with_context(|| format!("cannot load {}", path.display()))?;
+    let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
+    engine.set_model(Some(Arc::new(model)));
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -193,86 +200,32 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             samples_path.display()
         );
     }
-    let resume = resume_state(&samples_path)?;
-    resume.prepare_for_append(&samples_path)?;
-
-    let wall = Instant::now();
     let n = args.sampling.n.max(1);
-    let to_do: usize = problems
-        .iter()
-        .map(|p| resume.remaining(&p.task_id, n))
-        .sum();
+    let temperature = args
+        .sampling
+        .temperature
+        .unwrap_or(if n > 1 { 0.8 } else { 0.0 });
+    let run = HumanEvalRun {
+        format,
+        sampling: Sampling {
+            n,
+            temperature,
+            first_greedy: false,
+            top_p: args.sampling.top_p,
+            top_k: args.sampling.top_k,
+            seed: args.sampling.seed,
+            max_tokens: args.max_tokens,
+        },
+        rank: args.rank,
+        samples_path: samples_path.clone(),
+    };
+    let wall = Instant::now();
     let progress = bar(problems.len() as u64, "generating");
-    progress.inc(
-        problems
-            .iter()
-            .filter(|p| resume.remaining(&p.task_id, n) == 0)
-            .count() as u64,
-    );
-    if to_do < problems.len() * n {
-        eprintln!(
-            "codegen: resuming: {} of {} samples already done",
-            problems.len() * n - to_do,
-            problems.len() * n
-        );
-    }
-    let stop_strings: Vec<String> = format
-        .stop_sequences()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut session = model.model.new_session()?;
-    for problem in &problems {
-        let remaining = resume.remaining(&problem.task_id, n);
-        if remaining == 0 {
-            continue;
-        }
-        let prompt_text = format.prompt(problem);
-        let prompt = match format {
-            PromptFormat::Chat => encode_template(&model.tokenizer, &prompt_text)?,
-            PromptFormat::Continuation => model.tokenizer.encode(&prompt_text)?,
-        };
-        let first = n - remaining;
-        let configs: Vec<GenerateConfig> = (first..n)
-            .map(|idx| GenerateConfig {
-                max_tokens: args.max_tokens,
-                sampling: SamplingConfig {
-                    temperature: args.sampling.temperature,
-                    top_k: args.sampling.top_k,
-                    top_p: args.sampling.top_p,
-                    seed: args
-                        .sampling
-                        .seed
-                        .wrapping_add(idx as u64)
-                        .wrapping_mul(0x9E37_79B9)
-                        .wrapping_add(task_number(&problem.task_id)),
-                },
-                stop_tokens: model.tokenizer.default_stop_tokens(),
-                stop_strings: stop_strings.clone(),
-                draft_tokens: 0,
-            })
-            .collect();
-        let start = Instant::now();
-        let generations = generate_samples(&model, &mut session, &prompt, &configs, None)?;
-        let seconds = start.elapsed().as_secs_f64() / generations.len().max(1) as f64;
-        let samples: Vec<Sample> = generations
-            .iter()
-            .map(|g| {
-                let mut sample = Sample::new(problem.task_id.clone(), format.completion(&g.text));
-                sample.set_extra(GENERATION_SECONDS_KEY, JsonValue::Float(seconds));
-                sample.set_extra(TOKENS_KEY, JsonValue::Int((g.tokens.len() as i64).into()));
-                sample.set_extra(
-                    codegen_rank::humaneval::MEAN_LOGPROB_KEY,
-                    JsonValue::Float(f64::from(g.mean_logprob())),
-                );
-                sample
-            })
-            .collect();
-        append_samples(&samples_path, &samples)?;
-        progress.inc(1);
-    }
+    generate_humaneval(&run, &problems, &engine, &|done, _| {
+        progress.set_position(done as u64)
+    })?;
     progress.finish_and_clear();
-    drop(session);
+    drop(engine);
 
     let samples = read_samples(&samples_path)?;
     let eval_bar = bar(samples.len() as u64, "evaluating");
@@ -291,7 +244,7 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
         ),
         prompt_format: format.as_str().into(),
         samples_per_task: n,
-        temperature: f64::from(args.sampling.temperature),
+        temperature: f64::from(temperature),
         top_p: f64::from(args.sampling.top_p),
         max_tokens: args.max_tokens,
         seed: args.sampling.seed,
@@ -312,8 +265,8 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     };
     let ranking = if args.rank {
         let rank_start = Instant::now();
-        let passed = codegen_rank::humaneval::passed_from_report(&report);
-        let ranking = codegen_rank::humaneval::rank_humaneval(
+        let passed = codegen_eval::ranking::passed_from_report(&report);
+        let ranking = codegen_eval::ranking::rank_humaneval(
             &chosen,
             &samples,
             &passed,
@@ -321,15 +274,12 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             &codegen_rank::RankConfig::combined(),
             Some(&sandbox),
         )?;
+        // The engine's choice per task (rank position 0; the task's first
+        // sample when all were blank).
         let ranked_path = args.out.join("ranked_samples.jsonl");
-        if let Some(combined) = ranking.policy("combined") {
-            codegen_rank::humaneval::write_ranked_samples(
-                &ranked_path,
-                &samples,
-                &combined.chosen,
-            )?;
-            eprintln!("codegen: wrote {}", ranked_path.display());
-        }
+        let engine_chosen = codegen_eval::run::engine_choices(&samples);
+        codegen_eval::ranking::write_ranked_samples(&ranked_path, &samples, &engine_chosen)?;
+        eprintln!("codegen: wrote {}", ranked_path.display());
         Some((ranking, rank_start.elapsed().as_secs_f64()))
     } else {
         None
@@ -341,9 +291,16 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     );
     let outputs = write_run_outputs(&args.out, &run)?;
     if let Some((ranking, rank_secs)) = &ranking {
-        let table = codegen_rank::humaneval::ablation_markdown(ranking);
+        let table = codegen_eval::ranking::ablation_markdown(ranking);
         let mut md = std::fs::read_to_string(&outputs.report_md).unwrap_or_default();
-        md.push_str(&format!("\n## Ranking ({rank_secs:.0} s)\n\n{table}\n"));
+        let engine_pass = engine_ranked_pass_at_1(&samples, &report)
+            .map(|p| format!("{p:.3}"))
+            .unwrap_or_else(|| "n/a".into());
+        md.push_str(&format!(
+            "\n## Ranking\n\nThe engine's ranked pass@1 (combined policy, chosen while generating; \
+             `ranked_samples.jsonl`): **{engine_pass}**.\n\nAblation: each policy re-ranks the same \
+             samples ({rank_secs:.0} s).\n\n{table}\n"
+        ));
         std::fs::write(&outputs.report_md, md)
             .with_context(|| format!("cannot write {}", outputs.report_md.display()))?;
         let policies: Vec<serde_json::Value> = ranking
@@ -394,22 +351,15 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             summary[format!("pass@{k}")] = serde_json::json!(v);
         }
         if let Some((ranking, _)) = &ranking {
+            summary["ranked_pass@1"] = serde_json::json!(engine_ranked_pass_at_1(&samples, &report));
             if let Some(combined) = ranking.policy("combined") {
-                summary["ranked_pass@1"] = serde_json::json!(combined.pass_at_1);
+                summary["ablation_combined_pass@1"] = serde_json::json!(combined.pass_at_1);
             }
             summary["oracle"] = serde_json::json!(ranking.oracle);
         }
         println!("{summary}");
     }
     Ok(())
-}
-
-fn task_number(task_id: &str) -> u64 {
-    task_id
-        .rsplit('/')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 fn display_outputs(outputs: &codegen_eval::RunOutputs) -> String {

@@ -2,9 +2,12 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use codegen_context::{Language, ParsedDocument};
+use std::sync::Arc;
+
+use codegen_context::Language;
 use codegen_engine::{
-    complete, CompletionRequest, CompletionSettings, LoadedModel, PromptMode, SourceText,
+    CompletionRequest, CompletionSettings, Document, Engine, EngineConfig, ExampleRuns,
+    LoadedModel, PromptFormat, RankPolicy, RankSettings,
 };
 use codegen_model::DeviceKind;
 use codegen_store::Store;
@@ -29,9 +32,12 @@ pub struct CompleteArgs {
     /// typescript, typescriptreact, go).
     #[arg(long)]
     pub language: Option<String>,
-    /// Rank the candidates (syntax, the docstring's examples run in the
-    /// sandbox, agreement between samples, mean log-probability) and print
-    /// the best; with --json, all of them in order with their features.
+    /// Rank the candidates (the docstring's examples run in the sandbox,
+    /// syntax, agreement between samples, mean log-probability) and print
+    /// the best; without it the highest mean log-probability wins. With
+    /// --json, all candidates in order with their features. With --n above 1
+    /// and no --temperature, the first sample is greedy and the others are
+    /// drawn at temperature 0.8 (as in the editor).
     #[arg(long)]
     pub rank: bool,
     /// Print candidates with log-probabilities and timings as JSON.
@@ -55,94 +61,69 @@ pub fn run(args: CompleteArgs) -> Result<()> {
     let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
     let model = LoadedModel::load(&name, &path, &device)
         .with_context(|| format!("cannot load model {}", path.display()))?;
+    let load_secs = model.load_secs;
+    let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
+    engine.set_model(Some(Arc::new(model)));
 
-    let doc = language.map(|lang| ParsedDocument::new(text.clone(), lang));
-    let source = match &doc {
-        Some(doc) => SourceText::Parsed(doc),
-        None => SourceText::Plain(&text),
+    let n = args.sampling.n.max(1);
+    let (temperature, first_greedy) = match args.sampling.temperature {
+        Some(t) => (t, false),
+        None if n > 1 => (0.8, true),
+        None => (0.0, false),
     };
     let request = CompletionRequest {
-        source,
+        key: args.file.clone(),
+        doc: Arc::new(Document::new(text, language)),
         cursor,
         path: args.file.clone(),
         neighbours: Vec::new(),
+        format: PromptFormat::Editor,
+        function_name: None,
         settings: CompletionSettings {
-            n: args.sampling.n.max(1),
+            n,
             max_tokens: args.max_tokens,
-            temperature: args.sampling.temperature,
+            temperature,
+            first_greedy,
             top_p: args.sampling.top_p,
             top_k: args.sampling.top_k,
             seed: args.sampling.seed,
+            rank: RankSettings {
+                policy: if args.rank {
+                    RankPolicy::Combined
+                } else {
+                    RankPolicy::Logprob
+                },
+                examples: if args.rank {
+                    ExampleRuns::Always
+                } else {
+                    ExampleRuns::Never
+                },
+            },
             ..CompletionSettings::default()
         },
     };
-    let mut session = model.model.new_session()?;
-    let completion = complete(&model, &mut session, &request, None)?;
-
-    let ranked = match (&doc, args.rank) {
-        (Some(doc), true) => {
-            let raw: Vec<codegen_rank::RawCandidate> = completion
-                .candidates
-                .iter()
-                .map(|c| codegen_rank::RawCandidate {
-                    text: c.text.clone(),
-                    mean_logprob: c.mean_logprob,
-                    n_tokens: c.n_tokens,
-                })
-                .collect();
-            let sandbox =
-                match codegen_sandbox::Sandbox::new(codegen_sandbox::SandboxConfig::default()) {
-                    Ok(sandbox) => Some(sandbox),
-                    Err(e) => {
-                        eprintln!("codegen: warning: ranking without running examples: {e}");
-                        None
-                    }
-                };
-            // The function being written: the one around the cursor, or the
-            // one that ends just before it (a signature and docstring with
-            // the cursor on the line after).
-            let before = text[..cursor].trim_end().len();
-            let function_name = [cursor, before.saturating_sub(1)]
-                .iter()
-                .find_map(|at| codegen_context::cursor_scope(doc, *at).function?.name);
-            let request = codegen_rank::RankRequest {
-                doc,
-                cursor,
-                candidates: &raw,
-                function_name: function_name.as_deref(),
-            };
-            let ranking = codegen_rank::rank(
-                &request,
-                &codegen_rank::RankConfig::combined(),
-                codegen_rank::RankMode::Batch,
-                sandbox.as_ref(),
-            );
-            Some(ranking.candidates)
-        }
-        _ => None,
-    };
+    let completion = engine.complete(request)?;
 
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        let candidates: Vec<serde_json::Value> = match &ranked {
-            Some(ranked) => ranked
-                .iter()
-                .map(|c| serde_json::to_value(c).unwrap_or(serde_json::Value::Null))
-                .collect(),
-            None => completion
-                .candidates
-                .iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "text": c.text,
-                        "raw": c.raw,
-                        "mean_logprob": c.mean_logprob,
-                        "n_tokens": c.n_tokens,
-                        "finish": format!("{:?}", c.finish),
-                    })
+        let candidates: Vec<serde_json::Value> = completion
+            .suggestions
+            .iter()
+            .map(|c| {
+                let first = c.sample_indices.first().and_then(|&i| completion.samples.get(i));
+                serde_json::json!({
+                    "text": c.text,
+                    "raw": first.map(|s| s.raw.as_str()),
+                    "mean_logprob": c.features.mean_logprob,
+                    "n_tokens": first.map(|s| s.n_tokens),
+                    "finish": first.map(|s| s.finish.as_str()),
+                    "count": c.count,
+                    "score": c.score,
+                    "features": c.features,
+                    "sample_indices": c.sample_indices,
                 })
-                .collect(),
-        };
+            })
+            .collect();
         let decode_tps = if completion.decode_secs > 0.0 {
             completion.n_generated_tokens as f64 / completion.decode_secs
         } else {
@@ -151,15 +132,18 @@ pub fn run(args: CompleteArgs) -> Result<()> {
         let out = serde_json::json!({
             "model": name,
             "model_path": path,
-            "prompt_mode": match completion.prompt_mode {
-                PromptMode::FillInTheMiddle => "fim",
-                PromptMode::Continuation => "continuation",
+            "prompt_mode": completion.prompt_mode.as_str(),
+            "completion_mode": completion.completion_mode.as_str(),
+            "ranking": {
+                "policy": completion.rank.policy,
+                "ran_examples": completion.rank.ran_code,
+                "examples": completion.rank.n_examples,
+                "secs": completion.rank.secs,
+                "notes": completion.rank.notes,
             },
-            "completion_mode": format!("{:?}", completion.completion_mode),
-            "ranked": ranked.is_some(),
             "candidates": candidates,
             "timings": {
-                "load_secs": model.load_secs,
+                "load_secs": load_secs,
                 "prefill_secs": completion.prefill_secs,
                 "decode_secs": completion.decode_secs,
                 "prompt_tokens": completion.n_prompt_tokens,
@@ -170,23 +154,10 @@ pub fn run(args: CompleteArgs) -> Result<()> {
             "notes": completion.notes,
         });
         writeln!(stdout, "{out}")?;
-    } else {
-        let best = match &ranked {
-            Some(ranked) => ranked.first().map(|c| c.text.clone()),
-            // Without ranking: the highest mean log-probability.
-            None => completion
-                .candidates
-                .iter()
-                .filter(|c| !c.text.trim().is_empty())
-                .max_by(|a, b| a.mean_logprob.total_cmp(&b.mean_logprob))
-                .or(completion.candidates.first())
-                .map(|c| c.text.clone()),
-        };
-        if let Some(best) = best {
-            write!(stdout, "{best}")?;
-            if !best.ends_with('\n') {
-                writeln!(stdout)?;
-            }
+    } else if let Some(best) = completion.best() {
+        write!(stdout, "{best}")?;
+        if !best.ends_with('\n') {
+            writeln!(stdout)?;
         }
     }
     stdout.flush()?;

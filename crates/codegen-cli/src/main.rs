@@ -2,6 +2,7 @@
 //! `complete`, `model`, `bench`.
 
 mod bench_eval;
+mod bench_infill;
 mod bench_speed;
 mod complete;
 mod input;
@@ -60,6 +61,9 @@ enum BenchCommand {
     Evaluate(bench_eval::EvaluateArgs),
     /// Generate HumanEval completions, evaluate them in the sandbox, report pass@k.
     Humaneval(bench_eval::HumanEvalArgs),
+    /// Fill-in-the-middle tasks built from HumanEval (single-line, multi-line,
+    /// random-span) through the editor's path; pass@1 and exact match.
+    Infill(bench_infill::InfillArgs),
 }
 
 /// Options shared by every command that runs a model.
@@ -82,9 +86,10 @@ pub struct SamplingArgs {
     /// Number of samples to draw (per task for benchmarks).
     #[arg(long, default_value_t = 1)]
     pub n: usize,
-    /// Sampling temperature (0 is greedy).
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
+    /// Sampling temperature (0 is greedy). Default: 0 with one sample; with
+    /// --n above 1, see the command's help.
+    #[arg(long)]
+    pub temperature: Option<f32>,
     #[arg(long, default_value_t = 0.95)]
     pub top_p: f32,
     #[arg(long)]
@@ -123,6 +128,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Speed(args)) => bench_speed::run(args),
         Command::Bench(BenchCommand::Evaluate(args)) => bench_eval::evaluate(args),
         Command::Bench(BenchCommand::Humaneval(args)) => bench_eval::humaneval(args),
+        Command::Bench(BenchCommand::Infill(args)) => bench_infill::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,8 +29,8 @@
 //!
 //! What it never does: I/O of any kind (no files, no network, no printing),
 //! tokenizing with the model's tokenizer (the caller passes a [`TokenCounter`]),
-//! rendering FIM special tokens (the engine does that; only the repository
-//! context helper [`render_repo_context`] writes `<|file_sep|>` as literal text),
+//! knowing the model's special tokens (the engine renders FIM and
+//! file-separator tokens and cuts raw output at them),
 //! and failing on broken code or bad offsets: every entry point returns its
 //! best answer and says what it could not do in `notes`.
 

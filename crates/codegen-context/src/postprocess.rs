@@ -10,20 +10,8 @@ use crate::text::{
 };
 use tree_sitter::Node;
 
-/// Model special tokens that end a completion if they show up as text.
-const STOP_MARKERS: &[&str] = &[
-    "<|endoftext|>",
-    "<|file_sep|>",
-    "<|fim_prefix|>",
-    "<|fim_suffix|>",
-    "<|fim_middle|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|im_end|>",
-    "<|im_start|>",
-];
-
-/// Turn raw model output into the text to insert at `cursor`: cut at the end
+/// Turn raw model output into the text to insert at `cursor` (the engine
+/// has already cut it at any model marker such as an end-of-text token): cut at the end
 /// of the enclosing block, keep one line in single-line mode, drop a tail
 /// that repeats the code after the cursor and looping repeated lines, close
 /// brackets the completion opened, and follow the file's indentation and
@@ -36,9 +24,6 @@ pub fn postprocess(doc: &ParsedDocument, cursor: usize, raw: &str, mode: Complet
     let ctx = Ctx::new(doc, &scope);
 
     let mut s = raw.replace("\r\n", "\n");
-    if let Some(i) = STOP_MARKERS.iter().filter_map(|m| s.find(m)).min() {
-        s.truncate(i);
-    }
     s = ctx.fix_indentation(&s);
     let out = match mode {
         CompletionMode::SingleLine => ctx.single_line(&s),

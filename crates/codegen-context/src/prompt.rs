@@ -29,7 +29,7 @@ impl TokenCounter for ApproxTokenCounter {
 pub struct PromptConfig {
     pub max_prefix_tokens: usize,
     pub max_suffix_tokens: usize,
-    /// Budget for all neighbour snippets together, `<|file_sep|>` headers included.
+    /// Budget for all neighbour snippets together, file-separator headers included.
     pub max_snippet_tokens: usize,
     /// Lines per sliding window, for the query around the cursor and in neighbours.
     pub snippet_window_lines: usize,
@@ -76,6 +76,16 @@ pub enum CompletionMode {
     MultiLine,
 }
 
+impl CompletionMode {
+    /// `single_line` or `multi_line`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompletionMode::SingleLine => "single_line",
+            CompletionMode::MultiLine => "multi_line",
+        }
+    }
+}
+
 /// The pieces of a FIM prompt, without model special tokens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
@@ -89,21 +99,26 @@ pub struct Prompt {
     pub notes: Vec<String>,
 }
 
-/// Render snippets in Qwen2.5-Coder's repository format, as literal text:
-/// `<|file_sep|>{path}\n{text}\n` per snippet, then `<|file_sep|>{current_path}\n`.
-pub fn render_repo_context(snippets: &[Snippet], current_path: &str) -> String {
+/// Render snippets in the repository format, as literal text with
+/// `separator` standing for the model's file-separator token:
+/// `{separator}{path}\n{text}\n` per snippet, then `{separator}{current_path}\n`
+/// (for previews and tests; the engine renders the real token).
+pub fn render_repo_context(snippets: &[Snippet], current_path: &str, separator: &str) -> String {
     let mut out = String::new();
     for snippet in snippets {
+        out.push_str(separator);
         out.push_str(&render_one(&snippet.path, &snippet.text));
     }
-    out.push_str("<|file_sep|>");
+    out.push_str(separator);
     out.push_str(current_path);
     out.push('\n');
     out
 }
 
+/// One snippet's text as the prompt holds it, without the separator token
+/// (whose single token the budget counts separately).
 fn render_one(path: &str, text: &str) -> String {
-    format!("<|file_sep|>{path}\n{text}\n")
+    format!("{path}\n{text}\n")
 }
 
 /// Assemble the prompt for a cursor at byte offset `cursor`.
@@ -764,7 +779,7 @@ fn select_snippets(
         }
         while last > first {
             let body = lines[first..last].join("\n");
-            let cost = counter.count(&render_one(&neighbour.path, &body));
+            let cost = counter.count(&render_one(&neighbour.path, &body)) + 1;
             if cost <= remaining {
                 remaining -= cost;
                 chosen.push(Snippet {

@@ -122,7 +122,7 @@ fn check_snippets(f: &str, neighbours: &[(&str, &str)], expect: Expect) {
     for s in &p.snippets {
         out.push_str(&format!("score {:.2}\n", s.score));
     }
-    out.push_str(&render_repo_context(&p.snippets, "app/main.py"));
+    out.push_str(&render_repo_context(&p.snippets, "app/main.py", "<|file_sep|>"));
     expect.assert_eq(&out);
 }
 
@@ -974,7 +974,7 @@ fn snippets_from_neighbours() {
     "#]],
     );
     assert_eq!(
-        render_repo_context(&[], "src/lib.rs"),
+        render_repo_context(&[], "src/lib.rs", "<|file_sep|>"),
         "<|file_sep|>src/lib.rs\n"
     );
 }
@@ -1182,17 +1182,6 @@ fn post_python() {
         MultiLine "return sorted(item.name for item in items)"
         def names(items):
             return sorted(item.name for item in items)
-    "#]],
-    );
-    // Special tokens that leaked into the text.
-    check_post(
-        Py,
-        "def f(x):\n    $0\n",
-        "return x * 2<|endoftext|>def g(): pass",
-        expect![[r#"
-        MultiLine "return x * 2"
-        def f(x):
-            return x * 2
     "#]],
     );
     // Cursor mid-identifier at the end of a line.

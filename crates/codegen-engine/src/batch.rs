@@ -7,8 +7,9 @@ use codegen_model::{generate_batch, GenerateConfig, Generation, PromptPiece, Ses
 use crate::registry::LoadedModel;
 use crate::EngineError;
 
-/// Special-token strings recognised in templates.
-const TEMPLATE_TOKENS: [&str; 9] = [
+/// Special-token strings: recognised in templates, and the end of a
+/// completion when the model writes one out as text.
+pub(crate) const MODEL_MARKERS: [&str; 9] = [
     "<|im_start|>",
     "<|im_end|>",
     "<|endoftext|>",
@@ -27,7 +28,7 @@ pub fn encode_template(tokenizer: &Tokenizer, template: &str) -> Result<Vec<u32>
     let mut pieces = Vec::new();
     let mut rest = template;
     while !rest.is_empty() {
-        let next = TEMPLATE_TOKENS
+        let next = MODEL_MARKERS
             .iter()
             .filter_map(|t| rest.find(t).map(|i| (i, *t)))
             .filter(|(_, t)| tokenizer.special_id(t).is_some())

@@ -1,42 +1,120 @@
-use std::sync::atomic::AtomicBool;
+//! One request through the model: the prompt (built once per request), `n`
+//! samples from one prefill, post-processing. Ranking is `ranking.rs`'s; the
+//! worker ties the two together.
 
-use codegen_context::{
-    build_prompt, postprocess, CompletionMode, Neighbour, ParsedDocument, PromptConfig,
-    TokenCounter,
-};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use codegen_context::{build_prompt, postprocess, CompletionMode, Neighbour, PromptConfig, TokenCounter};
 use codegen_model::{
     generate, generate_batch_with, FinishReason, GenerateConfig, PromptPiece, SamplingConfig,
     Session, Tokenizer,
 };
 
+use crate::batch::{encode_template, MODEL_MARKERS};
+use crate::document::Document;
 use crate::registry::LoadedModel;
 use crate::EngineError;
 
-/// The document being completed: parsed (a supported language) or plain.
-pub enum SourceText<'a> {
-    Parsed(&'a ParsedDocument),
-    Plain(&'a str),
+/// How candidates are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankPolicy {
+    /// The docstring's examples (run in the sandbox), then syntax (the
+    /// insertion adds no parse errors), agreement between samples on the
+    /// examples' inputs, mean log-probability, and how often a text was drawn.
+    Combined,
+    /// Highest mean token log-probability first.
+    Logprob,
+    /// Sample order.
+    None,
 }
 
-impl SourceText<'_> {
-    pub fn text(&self) -> &str {
+impl RankPolicy {
+    pub fn as_str(self) -> &'static str {
         match self {
-            SourceText::Parsed(doc) => doc.text(),
-            SourceText::Plain(text) => text,
+            RankPolicy::Combined => "combined",
+            RankPolicy::Logprob => "logprob",
+            RankPolicy::None => "none",
         }
     }
 }
 
+impl std::str::FromStr for RankPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "combined" | "auto" | "true" => Ok(RankPolicy::Combined),
+            "logprob" => Ok(RankPolicy::Logprob),
+            "none" | "false" => Ok(RankPolicy::None),
+            other => Err(format!(
+                "unknown ranking {other:?} (expected combined, logprob or none)"
+            )),
+        }
+    }
+}
+
+/// When the docstring's examples may run for ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExampleRuns {
+    Never,
+    /// The reply waits at most this long for them; later results are cached
+    /// for the next request (editors).
+    WithinBudget(Duration),
+    /// Always, however long they take (CLI, benchmarks).
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RankSettings {
+    pub policy: RankPolicy,
+    pub examples: ExampleRuns,
+}
+
+impl Default for RankSettings {
+    fn default() -> Self {
+        RankSettings {
+            policy: RankPolicy::Combined,
+            examples: ExampleRuns::Always,
+        }
+    }
+}
+
+/// Everything a request can set: sampling, prompt budgets, ranking, time.
+/// Front ends translate their own settings into this once; it becomes
+/// [`GenerateConfig`]s in one place ([`CompletionSettings::generate_configs`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompletionSettings {
-    /// Number of samples.
+    /// Number of samples, decoded together from one prefill.
     pub n: usize,
     pub max_tokens: usize,
     pub temperature: f32,
+    /// The first sample is greedy whatever `temperature` says (the others
+    /// are sampled): ranking then always has the model's own best guess.
+    pub first_greedy: bool,
     pub top_p: f32,
     pub top_k: Option<usize>,
     pub seed: u64,
     pub prompt: PromptConfig,
+    pub rank: RankSettings,
+    /// After this long the best partial result is returned. At least a
+    /// quarter of it is left for generation when the prompt took longer.
+    pub time_budget: Option<Duration>,
+    /// Tokens guessed from earlier text and checked in one pass during
+    /// greedy decoding (prompt lookup; the output does not change).
+    pub draft_tokens: usize,
+}
+
+/// Default of [`CompletionSettings::draft_tokens`]; `CODEGEN_DRAFT_TOKENS`
+/// overrides it.
+const DRAFT_TOKENS: usize = 6;
+
+fn default_draft_tokens() -> usize {
+    std::env::var("CODEGEN_DRAFT_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DRAFT_TOKENS)
 }
 
 impl Default for CompletionSettings {
@@ -45,22 +123,92 @@ impl Default for CompletionSettings {
             n: 1,
             max_tokens: 128,
             temperature: 0.0,
+            first_greedy: false,
             top_p: 0.95,
             top_k: None,
             seed: 0,
             prompt: PromptConfig::default(),
+            rank: RankSettings::default(),
+            time_budget: None,
+            draft_tokens: default_draft_tokens(),
         }
     }
 }
 
-pub struct CompletionRequest<'a> {
-    pub source: SourceText<'a>,
-    /// Byte offset of the cursor.
+impl CompletionSettings {
+    /// One generation config per sample (seeds `seed`, `seed + 1`, ...).
+    pub fn generate_configs(&self, tokenizer: &Tokenizer, stop_strings: &[String]) -> Vec<GenerateConfig> {
+        (0..self.n.max(1))
+            .map(|sample_idx| GenerateConfig {
+                max_tokens: self.max_tokens,
+                sampling: SamplingConfig {
+                    temperature: if sample_idx == 0 && self.first_greedy {
+                        0.0
+                    } else {
+                        self.temperature
+                    },
+                    top_k: self.top_k,
+                    top_p: self.top_p,
+                    seed: self.seed.wrapping_add(sample_idx as u64),
+                },
+                stop_tokens: tokenizer.default_stop_tokens(),
+                stop_strings: stop_strings.to_vec(),
+                draft_tokens: self.draft_tokens,
+            })
+            .collect()
+    }
+}
+
+/// How the prompt is made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptFormat {
+    /// What an editor sends: context from the document, fill-in-the-middle
+    /// when code follows the cursor, a plain continuation otherwise; the
+    /// output is post-processed to fit the cursor.
+    Editor,
+    /// A prompt the caller wrote (e.g. a chat template; special-token text in
+    /// it becomes tokens). The output is cut at `stop_strings` and model
+    /// markers and not post-processed; the document and cursor are used for
+    /// ranking only.
+    Template {
+        text: String,
+        stop_strings: Vec<String>,
+    },
+}
+
+/// One completion to compute. Owns snapshots of everything it reads.
+#[derive(Clone)]
+pub struct CompletionRequest {
+    /// Requests with the same key share a cached session and supersede each
+    /// other (an editor's document URI; a benchmark's run).
+    pub key: String,
+    pub doc: Arc<Document>,
+    /// Byte offset of the cursor in `doc`.
     pub cursor: usize,
     /// Path of the document as the user sees it (for repository context).
     pub path: String,
     pub neighbours: Vec<Neighbour>,
+    pub format: PromptFormat,
+    /// The function whose docstring examples rank the candidates; `None`:
+    /// the one around the cursor (or ending just before it).
+    pub function_name: Option<String>,
     pub settings: CompletionSettings,
+}
+
+impl CompletionRequest {
+    /// An editor request at `cursor` with default settings.
+    pub fn new(key: impl Into<String>, doc: Arc<Document>, cursor: usize) -> CompletionRequest {
+        CompletionRequest {
+            key: key.into(),
+            doc,
+            cursor,
+            path: String::new(),
+            neighbours: Vec::new(),
+            format: PromptFormat::Editor,
+            function_name: None,
+            settings: CompletionSettings::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,10 +217,23 @@ pub enum PromptMode {
     FillInTheMiddle,
     /// Plain continuation of the prefix: nothing but blank text follows.
     Continuation,
+    /// The caller's template ([`PromptFormat::Template`]).
+    Template,
 }
 
+impl PromptMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptMode::FillInTheMiddle => "fim",
+            PromptMode::Continuation => "continuation",
+            PromptMode::Template => "template",
+        }
+    }
+}
+
+/// One sample, in sample order.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub struct Sample {
     /// Text to insert at the cursor (post-processed).
     pub text: String,
     /// What the model wrote.
@@ -82,18 +243,26 @@ pub struct Candidate {
     pub finish: FinishReason,
 }
 
+/// The prompt of a request, built once.
 #[derive(Debug, Clone)]
-pub struct Completion {
-    pub candidates: Vec<Candidate>,
-    pub prompt_mode: PromptMode,
+pub struct BuiltPrompt {
+    pub tokens: Vec<u32>,
+    pub mode: PromptMode,
     pub completion_mode: CompletionMode,
-    pub n_prompt_tokens: usize,
+    /// What the context could not do.
+    pub notes: Vec<String>,
+    healing: Healing,
+    stop_strings: Vec<String>,
+}
+
+/// The samples of a request and what they cost.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub samples: Vec<Sample>,
     pub n_reused_tokens: usize,
     pub prefill_secs: f64,
     pub decode_secs: f64,
     pub n_generated_tokens: usize,
-    /// What the context could not do.
-    pub notes: Vec<String>,
 }
 
 struct ModelTokens<'a>(&'a Tokenizer);
@@ -142,16 +311,6 @@ fn cut_plain(text: &str, max_bytes: usize, keep_end: bool) -> &str {
     }
 }
 
-/// Tokens of the prompt for a request, its mode, the completion mode and
-/// the context notes.
-pub fn build_prompt_tokens(
-    tokenizer: &Tokenizer,
-    req: &CompletionRequest<'_>,
-) -> Result<(Vec<u32>, PromptMode, CompletionMode, Vec<String>), EngineError> {
-    let (tokens, mode, completion_mode, notes, _) = build_prompt_healed(tokenizer, req)?;
-    Ok((tokens, mode, completion_mode, notes))
-}
-
 /// What to do about whitespace the prompt ends with. Byte-level BPE puts a
 /// word's leading space in the word's token (` return`), so a prompt ending
 /// in spaces makes the model write one more.
@@ -190,22 +349,42 @@ pub(crate) fn unheal_for_tests<'a>(raw: &'a str, healed: &str) -> &'a str {
     unheal(raw, healed)
 }
 
-/// Like [`build_prompt_tokens`], and also says how to treat whitespace at
-/// the end of the prefix ([`Healing`]).
-fn build_prompt_healed(
+/// The text before any model marker (an end-of-text or file-separator token
+/// written out as text).
+fn cut_at_markers(raw: &str) -> &str {
+    let end = MODEL_MARKERS
+        .iter()
+        .filter_map(|m| raw.find(m))
+        .min()
+        .unwrap_or(raw.len());
+    &raw[..end]
+}
+
+/// Builds the prompt of `req`: its tokens, mode, completion mode and notes.
+pub fn build_prompt_tokens(
     tokenizer: &Tokenizer,
-    req: &CompletionRequest<'_>,
-) -> Result<(Vec<u32>, PromptMode, CompletionMode, Vec<String>, Healing), EngineError> {
-    let text = req.source.text();
+    req: &CompletionRequest,
+) -> Result<BuiltPrompt, EngineError> {
+    let text = req.doc.text();
     if req.cursor > text.len() || !text.is_char_boundary(req.cursor) {
         return Err(EngineError::CursorOutOfRange {
             cursor: req.cursor,
             len: text.len(),
         });
     }
+    if let PromptFormat::Template { text, stop_strings } = &req.format {
+        return Ok(BuiltPrompt {
+            tokens: encode_template(tokenizer, text)?,
+            mode: PromptMode::Template,
+            completion_mode: CompletionMode::MultiLine,
+            notes: Vec::new(),
+            healing: Healing::None,
+            stop_strings: stop_strings.clone(),
+        });
+    }
     let cfg = &req.settings.prompt;
-    let (prefix, suffix, snippets, completion_mode, notes) = match &req.source {
-        SourceText::Parsed(doc) => {
+    let (prefix, suffix, snippets, completion_mode, notes) = match &*req.doc {
+        Document::Parsed(doc) => {
             let prompt = build_prompt(
                 doc,
                 req.cursor,
@@ -222,7 +401,7 @@ fn build_prompt_healed(
                 prompt.notes,
             )
         }
-        SourceText::Plain(text) => {
+        Document::Plain(text) => {
             let prefix = cut_plain(&text[..req.cursor], cfg.max_prefix_tokens * 3, true);
             let suffix = cut_plain(&text[req.cursor..], cfg.max_suffix_tokens * 3, false);
             let line_rest = text[req.cursor..].split('\n').next().unwrap_or("");
@@ -254,8 +433,7 @@ fn build_prompt_healed(
     let mut pieces = Vec::new();
     if fim || !snippets.is_empty() {
         let need = |id: Option<u32>, name| id.ok_or(EngineError::MissingSpecialToken(name));
-        let file_sep = special.file_sep;
-        if let (Some(file_sep), false) = (file_sep, snippets.is_empty()) {
+        if let (Some(file_sep), false) = (special.file_sep, snippets.is_empty()) {
             for snippet in &snippets {
                 pieces.push(PromptPiece::Token(file_sep));
                 pieces.push(PromptPiece::Text(format!(
@@ -267,20 +445,11 @@ fn build_prompt_healed(
             pieces.push(PromptPiece::Text(format!("{}\n", req.path)));
         }
         if fim {
-            pieces.push(PromptPiece::Token(need(
-                special.fim_prefix,
-                "<|fim_prefix|>",
-            )?));
+            pieces.push(PromptPiece::Token(need(special.fim_prefix, "<|fim_prefix|>")?));
             pieces.push(PromptPiece::Text(prefix));
-            pieces.push(PromptPiece::Token(need(
-                special.fim_suffix,
-                "<|fim_suffix|>",
-            )?));
+            pieces.push(PromptPiece::Token(need(special.fim_suffix, "<|fim_suffix|>")?));
             pieces.push(PromptPiece::Text(suffix));
-            pieces.push(PromptPiece::Token(need(
-                special.fim_middle,
-                "<|fim_middle|>",
-            )?));
+            pieces.push(PromptPiece::Token(need(special.fim_middle, "<|fim_middle|>")?));
         } else {
             pieces.push(PromptPiece::Text(prefix));
         }
@@ -300,66 +469,53 @@ fn build_prompt_healed(
     } else {
         PromptMode::Continuation
     };
-    Ok((tokens, mode, completion_mode, notes, healing))
+    let stop_strings = if completion_mode == CompletionMode::SingleLine {
+        vec!["\n".to_string()]
+    } else {
+        Vec::new()
+    };
+    Ok(BuiltPrompt {
+        tokens,
+        mode,
+        completion_mode,
+        notes,
+        healing,
+        stop_strings,
+    })
 }
 
-fn finish_text(req: &CompletionRequest<'_>, raw: &str, mode: CompletionMode) -> String {
-    match &req.source {
-        SourceText::Parsed(doc) => postprocess(doc, req.cursor, raw, mode),
-        SourceText::Plain(_) => match mode {
+/// The text to insert, from what the model wrote.
+fn finish_text(req: &CompletionRequest, prompt: &BuiltPrompt, raw: &str) -> String {
+    let raw = apply_healing(cut_at_markers(raw), &prompt.healing);
+    if prompt.mode == PromptMode::Template {
+        return raw.to_string();
+    }
+    match &*req.doc {
+        Document::Parsed(doc) => postprocess(doc, req.cursor, raw, prompt.completion_mode),
+        Document::Plain(_) => match prompt.completion_mode {
             CompletionMode::SingleLine => raw.split('\n').next().unwrap_or("").to_string(),
             CompletionMode::MultiLine => raw.trim_end().to_string(),
         },
     }
 }
 
-/// Tokens guessed from earlier text and checked in one pass during greedy
-/// decoding (prompt lookup; the output is unchanged, see
-/// `GenerateConfig::draft_tokens`). `CODEGEN_DRAFT_TOKENS=0` turns it off.
-const DRAFT_TOKENS: usize = 6;
-
-fn draft_tokens() -> usize {
-    std::env::var("CODEGEN_DRAFT_TOKENS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DRAFT_TOKENS)
-}
-
-/// Completes at the request's cursor: builds the prompt, reuses the
-/// session's cached prefix, prefills once, then samples `n` candidates (each
-/// from a fork of the prefilled session) and post-processes them.
-pub fn complete(
+/// Samples `req.settings.n` candidates for a built prompt: reuses the
+/// session's cached prefix, prefills once, decodes all samples together
+/// (each from a fork of the prefilled session) and post-processes them.
+pub fn generate_candidates(
     model: &LoadedModel,
     session: &mut Session,
-    req: &CompletionRequest<'_>,
+    req: &CompletionRequest,
+    prompt: &BuiltPrompt,
     cancel: Option<&AtomicBool>,
-) -> Result<Completion, EngineError> {
+) -> Result<Generated, EngineError> {
     let tokenizer = &model.tokenizer;
-    let (prompt, prompt_mode, completion_mode, notes, healing) =
-        build_prompt_healed(tokenizer, req)?;
-    let settings = &req.settings;
-    let mut stop_strings = Vec::new();
-    if completion_mode == CompletionMode::SingleLine {
-        stop_strings.push("\n".to_string());
-    }
-    let n = settings.n.max(1);
-    let configs: Vec<GenerateConfig> = (0..n)
-        .map(|sample_idx| GenerateConfig {
-            max_tokens: settings.max_tokens,
-            sampling: SamplingConfig {
-                temperature: settings.temperature,
-                top_k: settings.top_k,
-                top_p: settings.top_p,
-                seed: settings.seed.wrapping_add(sample_idx as u64),
-            },
-            stop_tokens: tokenizer.default_stop_tokens(),
-            stop_strings: stop_strings.clone(),
-            draft_tokens: draft_tokens(),
-        })
-        .collect();
+    let configs = req.settings.generate_configs(tokenizer, &prompt.stop_strings);
+    let n = configs.len();
     // Stop a sample as soon as its block is done: post-processing of the
     // text so far stops growing when a new line falls outside the block.
-    let early_stop = completion_mode == CompletionMode::MultiLine;
+    let early_stop =
+        prompt.completion_mode == CompletionMode::MultiLine && prompt.mode != PromptMode::Template;
     let mut last_kept = vec![String::new(); n];
     let mut n_lines = vec![0usize; n];
     let mut block_done = |idx: usize, text: &str| -> bool {
@@ -371,11 +527,7 @@ pub fn complete(
             None => return false,
         };
         let last_line = complete_lines.rsplit('\n').next().unwrap_or("");
-        let kept = finish_text(
-            req,
-            apply_healing(complete_lines, &healing),
-            completion_mode,
-        );
+        let kept = finish_text(req, prompt, complete_lines);
         n_lines[idx] += 1;
         let stalled = n_lines[idx] > 1 && !last_line.trim().is_empty() && kept == last_kept[idx];
         last_kept[idx] = kept;
@@ -388,7 +540,7 @@ pub fn complete(
             &model.model,
             tokenizer,
             session,
-            &prompt,
+            &prompt.tokens,
             &configs[0],
             cancel,
             &mut |piece| {
@@ -401,41 +553,33 @@ pub fn complete(
             &model.model,
             tokenizer,
             session,
-            &prompt,
+            &prompt.tokens,
             &configs,
             cancel,
             &mut block_done,
         )?
     };
-    let (n_reused, prefill_secs, decode_secs) = generations
+    let (n_reused_tokens, prefill_secs, decode_secs) = generations
         .first()
         .map(|g| (g.n_reused_tokens, g.prefill_secs, g.decode_secs))
         .unwrap_or_default();
-    let n_generated = generations.iter().map(|g| g.tokens.len()).sum();
-    let candidates = generations
+    let n_generated_tokens = generations.iter().map(|g| g.tokens.len()).sum();
+    let samples = generations
         .into_iter()
-        .map(|generation| Candidate {
-            text: finish_text(
-                req,
-                apply_healing(&generation.text, &healing),
-                completion_mode,
-            ),
+        .map(|generation| Sample {
+            text: finish_text(req, prompt, &generation.text),
             mean_logprob: generation.mean_logprob(),
             n_tokens: generation.tokens.len(),
             finish: generation.finish,
             raw: generation.text,
         })
         .collect();
-    Ok(Completion {
-        candidates,
-        prompt_mode,
-        completion_mode,
-        n_prompt_tokens: prompt.len(),
-        n_reused_tokens: n_reused,
+    Ok(Generated {
+        samples,
+        n_reused_tokens,
         prefill_secs,
         decode_secs,
-        n_generated_tokens: n_generated,
-        notes,
+        n_generated_tokens,
     })
 }
 

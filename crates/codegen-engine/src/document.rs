@@ -4,7 +4,6 @@
 use codegen_context::position::clamp_offset;
 use codegen_context::{Language, ParsedDocument};
 
-use crate::complete::SourceText;
 
 /// A document's text, kept parsed where the language allows. Cheap to
 /// snapshot behind an `Arc`: editors keep one and clone on write.
@@ -47,13 +46,6 @@ impl Document {
                 let old_end = clamp_offset(text, old_end_byte).max(start);
                 text.replace_range(start..old_end, new_text);
             }
-        }
-    }
-
-    pub fn source(&self) -> SourceText<'_> {
-        match self {
-            Document::Parsed(doc) => SourceText::Parsed(doc),
-            Document::Plain(text) => SourceText::Plain(text),
         }
     }
 }

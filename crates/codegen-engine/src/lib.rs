@@ -1,31 +1,38 @@
-//! Orchestration shared by the CLI, the LSP server and the benchmarks: a
-//! registry of loaded models, prompt assembly (context crate plus the
-//! model's FIM and repository tokens), sampling of one or more candidates
-//! with prefix-KV reuse, and post-processing.
+//! The completion pipeline shared by the LSP server, the CLI and the
+//! benchmarks: [`Engine`] takes `document + cursor (+ settings)` and returns
+//! ranked suggestions ([`Engine::complete`], [`Engine::submit`]). It holds
+//! the registry of loaded models, builds each request's prompt once (context
+//! crate plus the model's FIM and repository tokens), samples one or more
+//! candidates from one prefill with prefix-KV reuse, post-processes them and
+//! ranks them (`codegen-rank`: syntax, the docstring's examples run through
+//! the sandbox under a time budget, agreement, mean log-probability).
 //!
-//! It never speaks LSP or JSON-RPC, never fetches files (the store does) and
-//! never runs generated code (the sandbox does).
+//! It never speaks LSP, JSON-RPC or HTTP, never fetches files (the store
+//! does) and never runs generated code itself (the sandbox does, through
+//! `codegen-rank`).
 
 mod batch;
 mod cache;
 mod complete;
 mod document;
+mod ranking;
 mod registry;
 mod typed_through;
 mod worker;
 
 pub use batch::{encode_template, generate_samples};
 pub use cache::{SessionCache, SessionCacheConfig};
+pub use codegen_rank::{Features, RankedCandidate};
 pub use complete::{
-    build_prompt_tokens, complete, Candidate, Completion, CompletionRequest, CompletionSettings,
-    PromptMode, SourceText,
+    build_prompt_tokens, generate_candidates, BuiltPrompt, CompletionRequest, CompletionSettings,
+    ExampleRuns, Generated, PromptFormat, PromptMode, RankPolicy, RankSettings, Sample,
 };
 pub use document::Document;
+pub use ranking::{function_being_written, RankOutcome, Ranker};
 pub use registry::{LoadedModel, ModelRegistry};
 pub use typed_through::{TypedThrough, TypedThroughCache};
 pub use worker::{
-    CounterSnapshot, Counters, EngineWorker, Job, JobError, JobHandle, JobOutcome, Reply,
-    WorkerConfig,
+    CounterSnapshot, Counters, Engine, EngineConfig, JobError, JobHandle, RankedCompletion, Reply,
 };
 
 /// Errors of the engine.
@@ -43,3 +50,5 @@ pub enum EngineError {
 mod tests;
 #[cfg(test)]
 mod worker_tests;
+#[cfg(test)]
+mod ranking_tests;

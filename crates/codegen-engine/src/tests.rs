@@ -1,4 +1,6 @@
-use codegen_context::{Language, ParsedDocument};
+use std::sync::Arc;
+
+use codegen_context::Language;
 use codegen_model::testing::{write_tiny_gguf, TinyConfig};
 
 use crate::*;
@@ -11,17 +13,29 @@ fn tiny() -> (tempfile::TempDir, LoadedModel) {
     (dir, model)
 }
 
-fn request<'a>(source: SourceText<'a>, cursor: usize) -> CompletionRequest<'a> {
-    CompletionRequest {
-        source,
-        cursor,
-        path: "src/m.py".into(),
-        neighbours: Vec::new(),
-        settings: CompletionSettings {
-            max_tokens: 8,
-            ..CompletionSettings::default()
-        },
-    }
+fn python(text: &str) -> Arc<Document> {
+    Arc::new(Document::new(text.to_string(), Some(Language::Python)))
+}
+
+fn plain(text: &str) -> Arc<Document> {
+    Arc::new(Document::new(text.to_string(), None))
+}
+
+fn request(doc: Arc<Document>, cursor: usize) -> CompletionRequest {
+    let mut req = CompletionRequest::new("test", doc, cursor);
+    req.path = "src/m.py".into();
+    req.settings.max_tokens = 8;
+    req
+}
+
+/// Builds the prompt once and samples from it, as the engine does.
+fn complete(
+    m: &LoadedModel,
+    session: &mut codegen_model::Session,
+    req: &CompletionRequest,
+) -> Generated {
+    let prompt = build_prompt_tokens(&m.tokenizer, req).unwrap();
+    generate_candidates(m, session, req, &prompt, None).unwrap()
 }
 
 #[test]
@@ -29,10 +43,10 @@ fn fim_when_code_follows_the_cursor_and_continuation_otherwise() {
     let (_dir, m) = tiny();
     let special = m.tokenizer.special().clone();
     let text = "def f(x):\n    return \n\nprint(f(2))\n";
-    let doc = ParsedDocument::new(text.to_string(), Language::Python);
+    let doc = python(text);
     let cursor = text.find("return ").unwrap() + 7;
-    let (tokens, mode, _, _) =
-        build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), cursor)).unwrap();
+    let built = build_prompt_tokens(&m.tokenizer, &request(doc.clone(), cursor)).unwrap();
+    let (tokens, mode) = (built.tokens, built.mode);
     assert_eq!(mode, PromptMode::FillInTheMiddle);
     assert_eq!(tokens[0], special.fim_prefix.unwrap());
     assert_eq!(*tokens.last().unwrap(), special.fim_middle.unwrap());
@@ -45,9 +59,9 @@ fn fim_when_code_follows_the_cursor_and_continuation_otherwise() {
     );
 
     let text = "def f(x):\n    return ";
-    let doc = ParsedDocument::new(text.to_string(), Language::Python);
-    let (tokens, mode, _, _) =
-        build_prompt_tokens(&m.tokenizer, &request(SourceText::Parsed(&doc), text.len())).unwrap();
+    let doc = python(text);
+    let built = build_prompt_tokens(&m.tokenizer, &request(doc.clone(), text.len())).unwrap();
+    let (tokens, mode) = (built.tokens, built.mode);
     assert_eq!(mode, PromptMode::Continuation);
     // Trailing spaces are left for the model to write (token healing).
     assert_eq!(m.tokenizer.decode(&tokens), "def f(x):\n    return");
@@ -57,20 +71,21 @@ fn fim_when_code_follows_the_cursor_and_continuation_otherwise() {
 fn special_token_text_in_the_document_stays_text() {
     let (_dir, m) = tiny();
     let text = "x = '<|fim_suffix|>'\ny = ";
-    let (tokens, _, _, _) =
-        build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain(text), text.len())).unwrap();
+    let tokens = build_prompt_tokens(&m.tokenizer, &request(plain(text), text.len()))
+        .unwrap()
+        .tokens;
     assert!(tokens.iter().all(|t| !m.tokenizer.is_special(*t)));
 }
 
 #[test]
 fn cursor_out_of_range_is_an_error() {
     let (_dir, m) = tiny();
-    let err = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain("abc"), 4)).unwrap_err();
+    let err = build_prompt_tokens(&m.tokenizer, &request(plain("abc"), 4)).unwrap_err();
     assert!(matches!(
         err,
         EngineError::CursorOutOfRange { cursor: 4, len: 3 }
     ));
-    let err = build_prompt_tokens(&m.tokenizer, &request(SourceText::Plain("é"), 1)).unwrap_err();
+    let err = build_prompt_tokens(&m.tokenizer, &request(plain("é"), 1)).unwrap_err();
     assert!(matches!(err, EngineError::CursorOutOfRange { .. }));
 }
 
@@ -79,13 +94,13 @@ fn neighbours_are_rendered_in_repository_format() {
     let (_dir, m) = tiny();
     let file_sep = m.tokenizer.special().file_sep.unwrap();
     let text = "def total(items):\n    return sum(item.price for item in items)\n\ndef average(items):\n    ";
-    let doc = ParsedDocument::new(text.to_string(), Language::Python);
-    let mut req = request(SourceText::Parsed(&doc), text.len());
+    let doc = python(text);
+    let mut req = request(doc.clone(), text.len());
     req.neighbours = vec![codegen_context::Neighbour {
         path: "src/items.py".into(),
         text: "class Item:\n    def __init__(self, price):\n        self.price = price\n\ndef total(items):\n    return sum(item.price for item in items)\n".into(),
     }];
-    let (tokens, _, _, _) = build_prompt_tokens(&m.tokenizer, &req).unwrap();
+    let tokens = build_prompt_tokens(&m.tokenizer, &req).unwrap().tokens;
     assert_eq!(tokens[0], file_sep);
     assert_eq!(tokens.iter().filter(|t| **t == file_sep).count(), 2);
     let rendered = m.tokenizer.decode(&tokens);
@@ -103,23 +118,24 @@ fn neighbours_are_rendered_in_repository_format() {
 fn n_candidates_share_one_prefill_and_the_session_keeps_the_prompt() {
     let (_dir, m) = tiny();
     let text = "def f(x):\n    ";
-    let doc = ParsedDocument::new(text.to_string(), Language::Python);
-    let mut req = request(SourceText::Parsed(&doc), text.len());
+    let doc = python(text);
+    let mut req = request(doc.clone(), text.len());
     req.settings.n = 3;
     req.settings.temperature = 1.0;
     let mut session = m.model.new_session().unwrap();
-    let first = complete(&m, &mut session, &req, None).unwrap();
-    assert_eq!(first.candidates.len(), 3);
+    let first = complete(&m, &mut session, &req);
+    assert_eq!(first.samples.len(), 3);
     assert_eq!(first.n_reused_tokens, 0);
     assert!(first
-        .candidates
+        .samples
         .iter()
         .all(|c| c.n_tokens > 0 && c.mean_logprob <= 0.0));
     // Same request again: everything but the last prompt token is reused.
-    let second = complete(&m, &mut session, &req, None).unwrap();
-    assert_eq!(second.n_reused_tokens, second.n_prompt_tokens - 1);
-    let same: Vec<_> = first.candidates.iter().map(|c| &c.raw).collect();
-    let again: Vec<_> = second.candidates.iter().map(|c| &c.raw).collect();
+    let second = complete(&m, &mut session, &req);
+    let n_prompt = build_prompt_tokens(&m.tokenizer, &req).unwrap().tokens.len();
+    assert_eq!(second.n_reused_tokens, n_prompt - 1);
+    let same: Vec<_> = first.samples.iter().map(|c| &c.raw).collect();
+    let again: Vec<_> = second.samples.iter().map(|c| &c.raw).collect();
     assert_eq!(same, again, "same seeds give the same samples");
 }
 

@@ -1,5 +1,6 @@
-//! The engine worker: one model, one queue, one OS thread (never an async
-//! runtime's thread). A new job for a key cancels the running and queued
+//! The engine: the model registry, one queue, one OS thread (never an async
+//! runtime's thread) that builds each request's prompt once, generates its
+//! samples and ranks them ([`Engine::submit`], [`Engine::complete`]). A new job for a key cancels the running and queued
 //! jobs for that key; a job's own handle cancels it too. Cancellation takes
 //! effect between prefill chunks and before every generated token. Sessions
 //! are cached per key, so a keystroke costs only the tokens after the
@@ -10,51 +11,40 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use codegen_context::Neighbour;
+use codegen_context::CompletionMode;
 use codegen_model::{prefill_reusing, FinishReason};
+use codegen_rank::RankedCandidate;
+use codegen_sandbox::SandboxConfig;
 
 use crate::cache::{SessionCache, SessionCacheConfig};
 use crate::complete::{
-    build_prompt_tokens, complete, Completion, CompletionRequest, CompletionSettings,
+    build_prompt_tokens, generate_candidates, CompletionRequest, CompletionSettings, PromptMode,
+    Sample,
 };
-use crate::document::Document;
-use crate::registry::LoadedModel;
+use crate::ranking::{RankOutcome, Ranker};
+use crate::registry::{LoadedModel, ModelRegistry};
 use crate::EngineError;
 
-/// Settings of an [`EngineWorker`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerConfig {
+/// Settings of an [`Engine`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
     pub sessions: SessionCacheConfig,
     /// Prompt tokens prefilled between two looks at the cancel flag.
     pub prefill_chunk: usize,
+    /// How the docstring's examples run for ranking; `None`: never.
+    pub sandbox: Option<SandboxConfig>,
 }
 
-impl Default for WorkerConfig {
+impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             sessions: SessionCacheConfig::default(),
             prefill_chunk: 128,
+            sandbox: Some(SandboxConfig::default()),
         }
     }
-}
-
-/// One completion to compute. Owns snapshots of everything it reads.
-#[derive(Clone)]
-pub struct Job {
-    /// Jobs with the same key share a cached session and supersede each
-    /// other (usually the document's URI).
-    pub key: String,
-    pub doc: Arc<Document>,
-    /// Byte offset of the cursor in `doc`.
-    pub cursor: usize,
-    pub path: String,
-    pub neighbours: Vec<Neighbour>,
-    pub settings: CompletionSettings,
-    /// After this long the best partial result is returned. At least a
-    /// quarter of it is left for generation when the prompt took longer.
-    pub time_budget: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,19 +61,41 @@ pub enum JobError {
     WorkerGone,
 }
 
-/// A finished job.
+/// A finished request: ranked suggestions, the samples they came from and
+/// what it cost.
 #[derive(Debug, Clone)]
-pub struct JobOutcome {
-    pub completion: Completion,
+pub struct RankedCompletion {
+    /// The model that produced it.
     pub model: String,
-    /// Prompt tokens computed for this job.
+    /// Best first: identical samples merged, blank ones dropped.
+    pub suggestions: Vec<RankedCandidate>,
+    /// Every sample, in sample order (`suggestions[i].sample_indices` index
+    /// into it).
+    pub samples: Vec<Sample>,
+    pub prompt_mode: PromptMode,
+    pub completion_mode: CompletionMode,
+    pub n_prompt_tokens: usize,
+    /// Prompt tokens computed for this request.
     pub n_prefilled_tokens: usize,
     /// Prompt tokens whose KV cache came from the cached session.
     pub n_reused_tokens: usize,
+    pub prefill_secs: f64,
+    pub decode_secs: f64,
+    pub n_generated_tokens: usize,
+    pub rank: RankOutcome,
     /// Generation stopped at the time budget (the text is partial).
     pub budget_exhausted: bool,
     pub queue_secs: f64,
     pub run_secs: f64,
+    /// What the context could not do.
+    pub notes: Vec<String>,
+}
+
+impl RankedCompletion {
+    /// The best suggestion's text.
+    pub fn best(&self) -> Option<&str> {
+        self.suggestions.first().map(|s| s.text.as_str())
+    }
 }
 
 /// Totals since the worker started.
@@ -98,6 +110,11 @@ pub struct CounterSnapshot {
     pub tokens_generated: u64,
     pub typed_through_hits: u64,
     pub budget_exhausted: u64,
+    /// Requests ranked, and those for which examples ran (or were cached).
+    pub ranked: u64,
+    pub ranked_with_examples: u64,
+    /// Time spent ranking, in all.
+    pub rank_micros: u64,
 }
 
 /// Engine counters, shared by the worker and whoever answers from caches.
@@ -112,6 +129,9 @@ pub struct Counters {
     tokens_generated: AtomicU64,
     typed_through_hits: AtomicU64,
     budget_exhausted: AtomicU64,
+    ranked: AtomicU64,
+    ranked_with_examples: AtomicU64,
+    rank_micros: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, n: usize) {
@@ -135,6 +155,9 @@ impl Counters {
             tokens_generated: get(&self.tokens_generated),
             typed_through_hits: get(&self.typed_through_hits),
             budget_exhausted: get(&self.budget_exhausted),
+            ranked: get(&self.ranked),
+            ranked_with_examples: get(&self.ranked_with_examples),
+            rank_micros: get(&self.rank_micros),
         }
     }
 }
@@ -170,11 +193,11 @@ impl JobHandle {
     }
 }
 
-/// Receives the result of a job, exactly once, on the worker thread.
-pub type Reply = Box<dyn FnOnce(Result<JobOutcome, JobError>) + Send>;
+/// Receives the result of a request, exactly once, on the worker thread.
+pub type Reply = Box<dyn FnOnce(Result<RankedCompletion, JobError>) + Send>;
 
 struct Queued {
-    job: Job,
+    job: CompletionRequest,
     flags: Arc<StopFlags>,
     reply: Reply,
     enqueued: Instant,
@@ -184,7 +207,8 @@ struct Queued {
 struct State {
     queue: VecDeque<Queued>,
     running: Option<(String, Arc<StopFlags>)>,
-    model: Option<Arc<LoadedModel>>,
+    /// Name of the active model in the registry.
+    active: Option<String>,
     /// The model changed: cached sessions belong to the old one.
     model_changed: bool,
     forget: Vec<String>,
@@ -196,6 +220,8 @@ struct Shared {
     wake: Condvar,
     counters: Arc<Counters>,
     timer: Timer,
+    registry: Arc<ModelRegistry>,
+    ranker: Ranker,
 }
 
 impl Shared {
@@ -253,14 +279,16 @@ impl Timer {
     }
 }
 
-/// The engine's worker thread and its queue.
-pub struct EngineWorker {
+/// The one entry point of every front end: `document + cursor (+ settings)
+/// -> ranked suggestions`. Holds the model registry, the worker thread and
+/// its queue, and the ranker.
+pub struct Engine {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl EngineWorker {
-    pub fn spawn(config: WorkerConfig) -> std::io::Result<EngineWorker> {
+impl Engine {
+    pub fn spawn(config: EngineConfig) -> std::io::Result<Engine> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -270,6 +298,8 @@ impl EngineWorker {
                 wake: Condvar::new(),
                 shutdown: AtomicBool::new(false),
             },
+            registry: Arc::new(ModelRegistry::new()),
+            ranker: Ranker::new(config.sandbox.clone()),
         });
         let worker_shared = shared.clone();
         let worker = std::thread::Builder::new()
@@ -279,22 +309,52 @@ impl EngineWorker {
         let timer = std::thread::Builder::new()
             .name("codegen-engine-timer".into())
             .spawn(move || timer_shared.timer.run())?;
-        Ok(EngineWorker {
+        Ok(Engine {
             shared,
             threads: vec![worker, timer],
         })
     }
 
-    /// Replaces the model (or unloads it with `None`). Jobs already queued
-    /// run on the new one.
+    /// The loaded models, by name.
+    pub fn registry(&self) -> &Arc<ModelRegistry> {
+        &self.shared.registry
+    }
+
+    /// Makes `model` the active one (putting it in the registry under its
+    /// name), or deactivates the active model with `None` (it stays in the
+    /// registry). Requests already queued run on the new one.
     pub fn set_model(&self, model: Option<Arc<LoadedModel>>) {
+        let name = model.map(|model| {
+            let name = model.name.clone();
+            self.shared.registry.insert(model);
+            name
+        });
         let mut state = self.shared.lock();
-        state.model = model;
+        state.active = name;
         state.model_changed = true;
     }
 
+    /// The active model.
     pub fn model(&self) -> Option<Arc<LoadedModel>> {
-        self.shared.lock().model.clone()
+        let name = self.shared.lock().active.clone()?;
+        self.shared.registry.get(&name)
+    }
+
+    /// Sandbox results cached for ranking.
+    pub fn cached_example_runs(&self) -> usize {
+        self.shared.ranker.cached_runs()
+    }
+
+    /// Runs `req` and waits for it (CLI, benchmarks).
+    pub fn complete(&self, req: CompletionRequest) -> Result<RankedCompletion, JobError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(
+            req,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.recv().unwrap_or(Err(JobError::WorkerGone))
     }
 
     pub fn counters(&self) -> Arc<Counters> {
@@ -302,8 +362,8 @@ impl EngineWorker {
     }
 
     /// Queues `job`; `reply` gets its result exactly once. The running and
-    /// queued jobs with the same key are cancelled first.
-    pub fn submit(&self, job: Job, reply: Reply) -> JobHandle {
+    /// queued requests with the same key are cancelled first.
+    pub fn submit(&self, job: CompletionRequest, reply: Reply) -> JobHandle {
         let flags = Arc::new(StopFlags::default());
         bump(&self.shared.counters.jobs_submitted, 1);
         let superseded: Vec<Queued> = {
@@ -339,7 +399,7 @@ impl EngineWorker {
     }
 }
 
-impl Drop for EngineWorker {
+impl Drop for Engine {
     fn drop(&mut self) {
         {
             let mut state = self.shared.lock();
@@ -367,7 +427,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-fn worker_loop(shared: &Shared, config: WorkerConfig) {
+fn worker_loop(shared: &Shared, config: EngineConfig) {
     let mut sessions = SessionCache::new(config.sessions);
     loop {
         let (queued, model) = {
@@ -390,7 +450,8 @@ fn worker_loop(shared: &Shared, config: WorkerConfig) {
                 }
                 if let Some(queued) = state.queue.pop_front() {
                     state.running = Some((queued.job.key.clone(), queued.flags.clone()));
-                    break (queued, state.model.clone());
+                    let model = state.active.as_deref().and_then(|n| shared.registry.get(n));
+                    break (queued, model);
                 }
                 state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
             }
@@ -425,13 +486,15 @@ fn worker_loop(shared: &Shared, config: WorkerConfig) {
         match &result {
             Ok(outcome) => {
                 bump(&counters.jobs_completed, 1);
-                bump(
-                    &counters.tokens_generated,
-                    outcome.completion.n_generated_tokens,
-                );
+                bump(&counters.tokens_generated, outcome.n_generated_tokens);
                 if outcome.budget_exhausted {
                     bump(&counters.budget_exhausted, 1);
                 }
+                bump(&counters.ranked, 1);
+                if outcome.rank.ran_code {
+                    bump(&counters.ranked_with_examples, 1);
+                }
+                bump(&counters.rank_micros, (outcome.rank.secs * 1e6) as usize);
             }
             Err(JobError::Cancelled) => bump(&counters.jobs_cancelled, 1),
             Err(_) => bump(&counters.jobs_failed, 1),
@@ -460,31 +523,28 @@ fn fit_prompt_to_context(settings: &mut CompletionSettings, context_length: usiz
 
 fn run_job(
     shared: &Shared,
-    config: &WorkerConfig,
+    config: &EngineConfig,
     sessions: &mut SessionCache,
     model: &LoadedModel,
-    job: &Job,
+    job: &CompletionRequest,
     flags: &Arc<StopFlags>,
-) -> Result<JobOutcome, JobError> {
+) -> Result<RankedCompletion, JobError> {
     let started = Instant::now();
     let mut session = match sessions.take(&job.key) {
         Some(session) => session,
         None => model.model.new_session().map_err(EngineError::from)?,
     };
-    let mut settings = job.settings.clone();
-    fit_prompt_to_context(&mut settings, model.model.config().context_length);
-    let request = CompletionRequest {
-        source: job.doc.source(),
-        cursor: job.cursor,
-        path: job.path.clone(),
-        neighbours: job.neighbours.clone(),
-        settings,
+    let mut request = job.clone();
+    fit_prompt_to_context(&mut request.settings, model.model.config().context_length);
+    let prompt = {
+        let _span = tracing::debug_span!("context").entered();
+        build_prompt_tokens(&model.tokenizer, &request)?
     };
-    let (prompt, _, _, _) = build_prompt_tokens(&model.tokenizer, &request)?;
+    let tokens = &prompt.tokens;
     let n_reused = session
-        .common_prefix_len(&prompt)
-        .min(prompt.len().saturating_sub(1));
-    let n_prefilled = prompt.len() - n_reused;
+        .common_prefix_len(tokens)
+        .min(tokens.len().saturating_sub(1));
+    let n_prefilled = tokens.len() - n_reused;
     let counters = &shared.counters;
     bump(&counters.tokens_reused, n_reused);
 
@@ -492,22 +552,26 @@ fn run_job(
     // prefilled stays cached for the next request even when cancelled.
     let chunk = config.prefill_chunk.max(1);
     let mut n_done = n_reused;
-    while prompt.len() - n_done > chunk {
-        if flags.is_cancelled() {
-            bump(&counters.tokens_prefilled, n_done - n_reused);
-            sessions.put(&job.key, session);
-            return Err(JobError::Cancelled);
+    {
+        let _span = tracing::debug_span!("prefill", n_prefilled).entered();
+        while tokens.len() - n_done > chunk {
+            if flags.is_cancelled() {
+                bump(&counters.tokens_prefilled, n_done - n_reused);
+                sessions.put(&job.key, session);
+                return Err(JobError::Cancelled);
+            }
+            let end = n_done + chunk;
+            prefill_reusing(&model.model, &mut session, &tokens[..end])
+                .map_err(EngineError::from)?;
+            n_done = end;
         }
-        let end = n_done + chunk;
-        prefill_reusing(&model.model, &mut session, &prompt[..end]).map_err(EngineError::from)?;
-        n_done = end;
     }
     bump(&counters.tokens_prefilled, n_prefilled);
     if flags.is_cancelled() {
         sessions.put(&job.key, session);
         return Err(JobError::Cancelled);
     }
-    if let Some(budget) = job.time_budget {
+    if let Some(budget) = request.settings.time_budget {
         let deadline = (started + budget).max(Instant::now() + budget / 4);
         if deadline <= Instant::now() {
             flags.stop.store(true, Ordering::Relaxed);
@@ -515,24 +579,40 @@ fn run_job(
             shared.timer.arm(deadline, flags.clone());
         }
     }
-    let completion = complete(model, &mut session, &request, Some(&flags.stop));
+    let generated = {
+        let _span = tracing::debug_span!("decode", n = request.settings.n).entered();
+        generate_candidates(model, &mut session, &request, &prompt, Some(&flags.stop))
+    };
     shared.timer.disarm();
-    let completion = completion?;
+    let generated = generated?;
     sessions.put(&job.key, session);
     if flags.is_cancelled() {
         return Err(JobError::Cancelled);
     }
-    let budget_exhausted = completion
-        .candidates
+    let budget_exhausted = generated
+        .samples
         .iter()
         .any(|c| c.finish == FinishReason::Cancelled);
-    Ok(JobOutcome {
-        completion,
+    let rank = shared.ranker.rank(&request, &generated.samples);
+    Ok(RankedCompletion {
         model: model.name.clone(),
+        suggestions: rank.suggestions.clone(),
+        samples: generated.samples,
+        prompt_mode: prompt.mode,
+        completion_mode: prompt.completion_mode,
+        n_prompt_tokens: tokens.len(),
         n_prefilled_tokens: n_prefilled,
         n_reused_tokens: n_reused,
+        prefill_secs: generated.prefill_secs,
+        decode_secs: generated.decode_secs,
+        n_generated_tokens: generated.n_generated_tokens,
+        rank: RankOutcome {
+            suggestions: Vec::new(),
+            ..rank
+        },
         budget_exhausted,
         queue_secs: 0.0,
         run_secs: started.elapsed().as_secs_f64(),
+        notes: prompt.notes,
     })
 }

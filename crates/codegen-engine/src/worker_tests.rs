@@ -19,33 +19,26 @@ fn tiny_with(config: TinyConfig) -> (tempfile::TempDir, Arc<LoadedModel>) {
     (dir, Arc::new(model))
 }
 
-fn job(key: &str, text: &str, max_tokens: usize) -> Job {
-    Job {
-        key: key.to_string(),
-        doc: Arc::new(Document::new(text.to_string(), Some(Language::Python))),
-        cursor: text.len(),
-        path: "m.py".into(),
-        neighbours: Vec::new(),
-        settings: CompletionSettings {
-            max_tokens,
-            ..CompletionSettings::default()
-        },
-        time_budget: None,
-    }
+fn job(key: &str, text: &str, max_tokens: usize) -> CompletionRequest {
+    let doc = Arc::new(Document::new(text.to_string(), Some(Language::Python)));
+    let mut req = CompletionRequest::new(key, doc, text.len());
+    req.path = "m.py".into();
+    req.settings.max_tokens = max_tokens;
+    req
 }
 
 /// A worker that looks at the cancel flag after every prompt token, so a
 /// job with a long prompt runs long enough to be cancelled or superseded
 /// however fast the tiny model is.
-fn step_by_step_worker() -> EngineWorker {
-    EngineWorker::spawn(WorkerConfig {
+fn step_by_step_worker() -> Engine {
+    Engine::spawn(EngineConfig {
         prefill_chunk: 1,
-        ..WorkerConfig::default()
+        ..EngineConfig::default()
     })
     .unwrap()
 }
 
-fn run(worker: &EngineWorker, job: Job) -> Result<JobOutcome, JobError> {
+fn run(worker: &Engine, job: CompletionRequest) -> Result<RankedCompletion, JobError> {
     let (tx, rx) = mpsc::channel();
     worker.submit(job, Box::new(move |r| tx.send(r).unwrap()));
     rx.recv_timeout(Duration::from_secs(120)).unwrap()
@@ -54,7 +47,7 @@ fn run(worker: &EngineWorker, job: Job) -> Result<JobOutcome, JobError> {
 #[test]
 fn a_one_character_edit_prefills_only_the_new_tokens() {
     let (_dir, model) = tiny();
-    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    let worker = Engine::spawn(EngineConfig::default()).unwrap();
     worker.set_model(Some(model));
     let text = "import os\n\ndef list_files(path):\n    names = os.listdir(path)\n    retur";
     let first = run(&worker, job("a.py", text, 4)).unwrap();
@@ -69,7 +62,7 @@ fn a_one_character_edit_prefills_only_the_new_tokens() {
     let typed = format!("{text}n");
     let second = run(&worker, job("a.py", &typed, 4)).unwrap();
     let after = worker.counters().snapshot();
-    let n_prompt = second.completion.n_prompt_tokens;
+    let n_prompt = second.n_prompt_tokens;
     assert!(
         second.n_prefilled_tokens <= 2,
         "prefilled {}",
@@ -90,14 +83,14 @@ fn a_one_character_edit_prefills_only_the_new_tokens() {
 #[test]
 fn another_document_gets_its_own_session() {
     let (_dir, model) = tiny();
-    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    let worker = Engine::spawn(EngineConfig::default()).unwrap();
     worker.set_model(Some(model));
     let text = "def f(x):\n    return x + 1\n\ny = ";
     run(&worker, job("a.py", text, 2)).unwrap();
     let other = run(&worker, job("b.py", text, 2)).unwrap();
     assert_eq!(other.n_reused_tokens, 0);
     let again = run(&worker, job("a.py", text, 2)).unwrap();
-    assert!(again.n_reused_tokens + 1 >= again.completion.n_prompt_tokens);
+    assert!(again.n_reused_tokens + 1 >= again.n_prompt_tokens);
 }
 
 #[test]
@@ -115,7 +108,7 @@ fn a_newer_job_for_the_same_key_cancels_the_older() {
         worker.submit(
             job("same.py", &text, 400),
             Box::new(move |r| {
-                tx.send((idx, r.map(|o| o.completion.n_generated_tokens)))
+                tx.send((idx, r.map(|o| o.n_generated_tokens)))
                     .unwrap()
             }),
         );
@@ -160,19 +153,19 @@ fn a_cancelled_handle_stops_generation() {
 #[test]
 fn the_time_budget_returns_a_partial_result() {
     let (_dir, model) = tiny();
-    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    let worker = Engine::spawn(EngineConfig::default()).unwrap();
     worker.set_model(Some(model));
     // A budget already spent when generation starts: nothing is generated,
     // and the (empty) partial result is returned rather than an error.
     let mut spent = job("a.py", "def f(x):\n    y = ", 1_000);
-    spent.time_budget = Some(Duration::ZERO);
+    spent.settings.time_budget = Some(Duration::ZERO);
     let outcome = run(&worker, spent).unwrap();
     assert!(outcome.budget_exhausted);
-    assert_eq!(outcome.completion.n_generated_tokens, 0);
+    assert_eq!(outcome.n_generated_tokens, 0);
     assert_eq!(worker.counters().snapshot().budget_exhausted, 1);
     // A generous budget is not hit.
     let mut roomy = job("a.py", "def f(x):\n    y = ", 4);
-    roomy.time_budget = Some(Duration::from_secs(600));
+    roomy.settings.time_budget = Some(Duration::from_secs(600));
     let outcome = run(&worker, roomy).unwrap();
     assert!(!outcome.budget_exhausted);
     assert_eq!(worker.counters().snapshot().budget_exhausted, 1);
@@ -180,7 +173,7 @@ fn the_time_budget_returns_a_partial_result() {
 
 #[test]
 fn without_a_model_jobs_fail_cleanly() {
-    let worker = EngineWorker::spawn(WorkerConfig::default()).unwrap();
+    let worker = Engine::spawn(EngineConfig::default()).unwrap();
     let result = run(&worker, job("a.py", "x", 1));
     assert!(matches!(result, Err(JobError::NoModel)), "{result:?}");
 }

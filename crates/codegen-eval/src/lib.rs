@@ -66,10 +66,13 @@
 
 mod data;
 mod evaluate;
+pub mod infill;
 pub mod json;
 mod passk;
 mod prompts;
+pub mod ranking;
 mod report;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
@@ -125,6 +128,8 @@ pub enum EvalError {
     Sandbox(String),
     #[error("invalid evaluation settings: {0}")]
     InvalidConfig(String),
+    #[error("the engine failed: {0}")]
+    Engine(String),
 }
 
 impl EvalError {
@@ -136,5 +141,7 @@ impl EvalError {
     }
 }
 
+#[cfg(test)]
+mod ranking_tests;
 #[cfg(test)]
 mod tests;

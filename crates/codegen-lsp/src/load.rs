@@ -48,14 +48,14 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
             Ok(model) => {
                 let name = model.name.clone();
                 let message = format!("codegen: model {name} ready ({:.1} s)", model.load_secs);
-                state.worker.set_model(Some(model));
+                state.engine.set_model(Some(model));
                 *lock(&state.model_state) = ModelState::Ready(name);
                 state.client.log_message(MessageType::INFO, &message).await;
                 message
             }
             Err(message) => {
                 tracing::error!("{message}");
-                state.worker.set_model(None);
+                state.engine.set_model(None);
                 *lock(&state.model_state) = ModelState::Error(message.clone());
                 state
                     .client

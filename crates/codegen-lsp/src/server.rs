@@ -42,12 +42,12 @@ where
     I: AsyncRead + Unpin,
     O: AsyncWrite,
 {
-    let worker = codegen_engine::EngineWorker::spawn(options.worker)?;
+    let engine = codegen_engine::Engine::spawn(options.engine.clone())?;
     let debug_methods = options.debug_methods;
     let slot: Arc<Mutex<Option<Arc<ServerState>>>> = Arc::default();
     let init_slot = slot.clone();
     let mut builder = LspService::build(move |client| {
-        let state = Arc::new(ServerState::new(client, options, worker));
+        let state = Arc::new(ServerState::new(client, options, engine));
         *crate::state::lock(&init_slot) = Some(state.clone());
         Backend { state }
     })

@@ -1,18 +1,31 @@
 //! Server settings: from the command line, `initializationOptions` and
 //! `workspace/didChangeConfiguration` (`{settings: {codegen: {...}}}`).
 
+use std::time::Duration;
+
+use codegen_context::PromptConfig;
+use codegen_engine::{CompletionSettings, ExampleRuns, RankPolicy, RankSettings};
 use serde::Serialize;
 use serde_json::Value;
 
-/// How several candidates are ordered.
+/// How candidates are ordered (the engine does it; this only chooses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Rank {
+    /// The docstring's examples run in the sandbox (Python, cursor in a
+    /// documented function, within `rankBudgetMs`), then syntax (the
+    /// insertion adds no parse errors), agreement between samples, mean
+    /// log-probability.
+    Auto,
     /// Highest mean token log-probability first.
     Logprob,
     /// In sampling order.
     None,
 }
+
+/// Temperature of the extra samples when `n > 1` and `temperature` is 0:
+/// the first candidate stays greedy.
+pub const EXTRA_SAMPLE_TEMPERATURE: f32 = 0.8;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -25,6 +38,9 @@ pub struct Settings {
     pub temperature: f32,
     pub n: usize,
     pub rank: Rank,
+    /// The longest a reply waits for the docstring's examples (results that
+    /// come later are cached for the next request).
+    pub rank_budget_ms: u64,
     /// Base debounce of automatic triggers (explicit ones have none).
     pub debounce_ms: u64,
     /// After this long the best partial suggestion is returned (0: none).
@@ -48,8 +64,9 @@ impl Default for Settings {
             threads: None,
             max_tokens: 128,
             temperature: 0.0,
-            n: 1,
-            rank: Rank::Logprob,
+            n: DEFAULT_N,
+            rank: Rank::Auto,
+            rank_budget_ms: 250,
             debounce_ms: 75,
             time_budget_ms: 2000,
             max_prefix_tokens: 1024,
@@ -60,7 +77,48 @@ impl Default for Settings {
     }
 }
 
+/// Candidates per request by default (see the crate README for the
+/// measurements behind it).
+pub const DEFAULT_N: usize = 2;
+
 impl Settings {
+    /// The engine's settings for a request: the one place LSP settings are
+    /// translated.
+    pub fn completion_settings(&self) -> CompletionSettings {
+        let n = self.n.max(1);
+        let (temperature, first_greedy) = if n > 1 && self.temperature == 0.0 {
+            (EXTRA_SAMPLE_TEMPERATURE, true)
+        } else {
+            (self.temperature, false)
+        };
+        CompletionSettings {
+            n,
+            max_tokens: self.max_tokens,
+            temperature,
+            first_greedy,
+            prompt: PromptConfig {
+                max_prefix_tokens: self.max_prefix_tokens,
+                max_suffix_tokens: self.max_suffix_tokens,
+                ..PromptConfig::default()
+            },
+            rank: RankSettings {
+                policy: match self.rank {
+                    Rank::Auto => RankPolicy::Combined,
+                    Rank::Logprob => RankPolicy::Logprob,
+                    Rank::None => RankPolicy::None,
+                },
+                examples: if self.rank_budget_ms == 0 {
+                    ExampleRuns::Never
+                } else {
+                    ExampleRuns::WithinBudget(Duration::from_millis(self.rank_budget_ms))
+                },
+            },
+            time_budget: (self.time_budget_ms > 0)
+                .then(|| Duration::from_millis(self.time_budget_ms)),
+            ..CompletionSettings::default()
+        }
+    }
+
     /// Whether a setting that needs a model reload differs.
     pub fn model_differs(&self, other: &Settings) -> bool {
         self.model != other.model || self.device != other.device || self.threads != other.threads
@@ -125,13 +183,15 @@ impl Settings {
                 "rank" => set(
                     &mut self.rank,
                     match field {
-                        Value::Bool(true) => Some(Rank::Logprob),
+                        Value::Bool(true) => Some(Rank::Auto),
                         Value::Bool(false) => Some(Rank::None),
+                        Value::String(s) if s == "auto" => Some(Rank::Auto),
                         Value::String(s) if s == "logprob" => Some(Rank::Logprob),
                         Value::String(s) if s == "none" => Some(Rank::None),
                         _ => None,
                     },
                 ),
+                "rankBudgetMs" => set(&mut self.rank_budget_ms, field.as_u64()),
                 "debounceMs" => set(&mut self.debounce_ms, field.as_u64()),
                 "timeBudgetMs" => set(&mut self.time_budget_ms, field.as_u64()),
                 "maxPrefixTokens" => set(

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use codegen_context::position::PositionEncoding;
-use codegen_engine::{Counters, EngineWorker, TypedThroughCache, WorkerConfig};
+use codegen_engine::{Counters, Engine, EngineConfig, TypedThroughCache};
 use serde::{Deserialize, Serialize};
 use tower_lsp_server::ls_types::notification::Notification;
 use tower_lsp_server::Client;
@@ -29,7 +29,7 @@ pub struct ServerOptions {
     pub resolve_model: ModelResolver,
     /// Where acceptance telemetry is appended (`None`: nowhere).
     pub telemetry_path: Option<PathBuf>,
-    pub worker: WorkerConfig,
+    pub engine: EngineConfig,
     /// Registers `codegen/debugPanic` (its handler panics) and
     /// `codegen/debugDocument` (the server's copy of a document), for tests.
     pub debug_methods: bool,
@@ -52,7 +52,7 @@ impl ServerOptions {
                 None => Err("no model configured: set `model` to a GGUF file".into()),
             }),
             telemetry_path: None,
-            worker: WorkerConfig::default(),
+            engine: EngineConfig::default(),
             debug_methods: false,
         }
     }
@@ -125,7 +125,7 @@ pub(crate) struct ServerState {
     pub settings: Mutex<Settings>,
     pub encoding: Mutex<PositionEncoding>,
     pub documents: Mutex<Documents>,
-    pub worker: EngineWorker,
+    pub engine: Engine,
     pub counters: Arc<Counters>,
     pub typed_through: Mutex<TypedThroughCache>,
     pub model_state: Mutex<ModelState>,
@@ -138,6 +138,8 @@ pub(crate) struct ServerState {
     /// started is dropped.
     pub load_generation: AtomicU64,
     pub last_latency_ms: Mutex<Option<f64>>,
+    /// How the last computed reply was ranked (for `codegen/engineStats`).
+    pub last_ranking: Mutex<Option<serde_json::Value>>,
     /// Messages from before `initialized`, when the client may not be sent any.
     pub pending_log: Mutex<Vec<String>>,
     pub client: Client,
@@ -149,15 +151,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ServerState {
-    pub fn new(client: Client, options: ServerOptions, worker: EngineWorker) -> Self {
-        let counters = worker.counters();
+    pub fn new(client: Client, options: ServerOptions, engine: Engine) -> Self {
+        let counters = engine.counters();
         Self {
             settings: Mutex::new(options.settings.clone()),
             telemetry: TelemetryLog::new(options.telemetry_path.clone()),
             options,
             encoding: Mutex::new(PositionEncoding::Utf16),
             documents: Mutex::new(Documents::default()),
-            worker,
+            engine,
             counters,
             typed_through: Mutex::new(TypedThroughCache::new()),
             model_state: Mutex::new(ModelState::NotStarted),
@@ -167,6 +169,7 @@ impl ServerState {
             next_suggestion_id: AtomicU64::new(1),
             load_generation: AtomicU64::new(0),
             last_latency_ms: Mutex::new(None),
+            last_ranking: Mutex::new(None),
             pending_log: Mutex::new(Vec::new()),
             client,
         }

@@ -1,21 +1,20 @@
 //! The completion pipeline shared by `textDocument/inlineCompletion` and
 //! `textDocument/completion`: snapshot, typed-through cache, debounce, the
-//! engine worker, ranking and telemetry.
+//! engine (which builds the prompt, generates and ranks), telemetry. The
+//! server never reorders what the engine ranked.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codegen_context::position::{LineIndex, Position as ContextPosition};
-use codegen_context::PromptConfig;
-use codegen_engine::{CompletionSettings, Job, JobError, JobHandle};
+use codegen_engine::{CompletionRequest, JobError, JobHandle, PromptFormat, RankedCompletion};
 use serde_json::json;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{Command, Position, Range, Uri};
 
 use crate::documents::{language_of, to_context};
-use crate::settings::Rank;
 use crate::state::{lock, ModelState, ServerState, ShownSuggestion};
-use crate::telemetry::{now_ms, EventKind, TelemetryEvent};
+use crate::telemetry::{now_ms, EventKind, RankRecord, TelemetryEvent};
 
 pub(crate) const ACCEPT_COMMAND: &str = "codegen.accepted";
 
@@ -142,29 +141,19 @@ pub(crate) async fn suggest(
     }
 
     let neighbours = lock(&state.documents).neighbours(uri);
-    let job = Job {
+    let request = CompletionRequest {
         key: uri.as_str().to_string(),
         doc: doc.clone(),
         cursor,
         path,
         neighbours,
-        settings: CompletionSettings {
-            n: settings.n.max(1),
-            max_tokens: settings.max_tokens,
-            temperature: settings.temperature,
-            prompt: PromptConfig {
-                max_prefix_tokens: settings.max_prefix_tokens,
-                max_suffix_tokens: settings.max_suffix_tokens,
-                ..PromptConfig::default()
-            },
-            ..CompletionSettings::default()
-        },
-        time_budget: (settings.time_budget_ms > 0)
-            .then(|| Duration::from_millis(settings.time_budget_ms)),
+        format: PromptFormat::Editor,
+        function_name: None,
+        settings: settings.completion_settings(),
     };
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-    let handle = state.worker.submit(
-        job,
+    let handle = state.engine.submit(
+        request,
         Box::new(move |result| {
             let _ = reply_tx.send(result);
         }),
@@ -183,17 +172,14 @@ pub(crate) async fn suggest(
             return Err(error);
         }
     };
-
-    let mut candidates = outcome.completion.candidates;
-    if settings.rank == Rank::Logprob {
-        candidates.sort_by(|a, b| b.mean_logprob.total_cmp(&a.mean_logprob));
-    }
-    let mut texts: Vec<String> = Vec::new();
-    for candidate in candidates {
-        if !candidate.text.trim().is_empty() && !texts.contains(&candidate.text) {
-            texts.push(candidate.text);
-        }
-    }
+    let rank = rank_record(&outcome);
+    *lock(&state.last_ranking) = Some(last_ranking_json(&outcome));
+    // In the engine's order: cycling shows the next best.
+    let texts: Vec<String> = outcome
+        .suggestions
+        .iter()
+        .map(|s| s.text.clone())
+        .collect();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     *lock(&state.last_latency_ms) = Some(latency_ms);
     let language = language_of(&language_id, "")
@@ -234,6 +220,7 @@ pub(crate) async fn suggest(
                 latency_ms: Some(latency_ms),
                 length: best.text.len(),
                 accepted_length: None,
+                rank: Some(rank),
             };
             if let Err(err) = state.telemetry.append(&event) {
                 tracing::warn!("cannot write telemetry: {err}");
@@ -243,4 +230,40 @@ pub(crate) async fn suggest(
     }
     state.send_status().await;
     Ok(suggestions)
+}
+
+/// How the shown (first) suggestion was chosen, for telemetry.
+fn rank_record(outcome: &RankedCompletion) -> RankRecord {
+    let chosen = outcome.suggestions.first();
+    RankRecord {
+        policy: outcome.rank.policy.to_string(),
+        ms: outcome.rank.secs * 1000.0,
+        candidates: outcome.suggestions.len(),
+        ran_examples: outcome.rank.ran_code,
+        examples_passed: chosen.map_or(0, |c| c.features.examples_passed),
+        examples_total: chosen.map_or(0, |c| c.features.examples_total),
+        syntax_delta: chosen.and_then(|c| c.features.syntax_delta),
+        mean_logprob: chosen.map_or(f32::NAN, |c| c.features.mean_logprob),
+    }
+}
+
+/// The last reply's ranking, for `codegen/engineStats`.
+fn last_ranking_json(outcome: &RankedCompletion) -> serde_json::Value {
+    json!({
+        "policy": outcome.rank.policy,
+        "ms": outcome.rank.secs * 1000.0,
+        "samples": outcome.samples.len(),
+        "candidates": outcome.suggestions.len(),
+        "ranExamples": outcome.rank.ran_code,
+        "examplesPending": outcome.rank.code_pending,
+        "notes": outcome.rank.notes,
+        "chosen": outcome.suggestions.first().map(|c| json!({
+            "score": c.score,
+            "count": c.count,
+            "features": c.features,
+        })),
+        "decodeMs": outcome.decode_secs * 1000.0,
+        "prefillMs": outcome.prefill_secs * 1000.0,
+        "runMs": outcome.run_secs * 1000.0,
+    })
 }

@@ -37,6 +37,27 @@ pub struct TelemetryEvent {
     pub length: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_length: Option<usize>,
+    /// How the shown suggestion was chosen (shown events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<RankRecord>,
+}
+
+/// The ranking behind a shown suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct RankRecord {
+    /// Policy (`combined`, `logprob`, `none`).
+    pub policy: String,
+    pub ms: f64,
+    /// Distinct candidates ranked.
+    pub candidates: usize,
+    /// The docstring's examples ran for this reply.
+    pub ran_examples: bool,
+    /// The chosen suggestion's features.
+    pub examples_passed: usize,
+    pub examples_total: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syntax_delta: Option<i64>,
+    pub mean_logprob: f32,
 }
 
 pub fn now_ms() -> u64 {
@@ -124,6 +145,13 @@ pub struct GroupStats {
     pub latency_p50_ms: Option<f64>,
     pub latency_p95_ms: Option<f64>,
     pub accepted_bytes: usize,
+    /// Ranking time of shown suggestions.
+    pub rank_p50_ms: Option<f64>,
+    pub rank_p95_ms: Option<f64>,
+    /// Shown suggestions whose examples ran, and of those, the ones whose
+    /// chosen candidate passed them all.
+    pub ranked_by_examples: usize,
+    pub passed_examples: usize,
 }
 
 /// The `p`-th percentile (0..=100) of `values`, nearest rank.
@@ -146,6 +174,9 @@ pub fn summarize(events: &[TelemetryEvent], since_ms: Option<u64>) -> Vec<GroupS
         partial: usize,
         latencies: Vec<f64>,
         accepted_bytes: usize,
+        rank_ms: Vec<f64>,
+        by_examples: usize,
+        passed_examples: usize,
     }
     let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
     for event in events {
@@ -160,6 +191,15 @@ pub fn summarize(events: &[TelemetryEvent], since_ms: Option<u64>) -> Vec<GroupS
                 acc.shown += 1;
                 if let Some(ms) = event.latency_ms {
                     acc.latencies.push(ms);
+                }
+                if let Some(rank) = &event.rank {
+                    acc.rank_ms.push(rank.ms);
+                    if rank.ran_examples && rank.examples_total > 0 {
+                        acc.by_examples += 1;
+                        if rank.examples_passed == rank.examples_total {
+                            acc.passed_examples += 1;
+                        }
+                    }
                 }
             }
             EventKind::Displayed => {}
@@ -189,6 +229,10 @@ pub fn summarize(events: &[TelemetryEvent], since_ms: Option<u64>) -> Vec<GroupS
             latency_p50_ms: percentile(&acc.latencies, 50.0),
             latency_p95_ms: percentile(&acc.latencies, 95.0),
             accepted_bytes: acc.accepted_bytes,
+            rank_p50_ms: percentile(&acc.rank_ms, 50.0),
+            rank_p95_ms: percentile(&acc.rank_ms, 95.0),
+            ranked_by_examples: acc.by_examples,
+            passed_examples: acc.passed_examples,
         })
         .collect()
 }

@@ -51,6 +51,7 @@ fn event(kind: EventKind, model: &str, latency_ms: Option<f64>, ts_ms: u64) -> T
         latency_ms,
         length: 10,
         accepted_length: None,
+        rank: None,
     }
 }
 

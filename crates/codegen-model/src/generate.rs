@@ -51,6 +51,20 @@ pub enum FinishReason {
     ContextFull,
 }
 
+impl FinishReason {
+    /// The reason as a word for JSON output (`stop_token`, `max_tokens`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::StopToken => "stop_token",
+            FinishReason::StopString => "stop_string",
+            FinishReason::MaxTokens => "max_tokens",
+            FinishReason::Cancelled => "cancelled",
+            FinishReason::Stopped => "stopped",
+            FinishReason::ContextFull => "context_full",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Generation {
     pub text: String,

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use codegen_eval::python_str_literal;
+use codegen_sandbox::python_str_literal;
 use codegen_sandbox::{Outcome, Status};
 use serde::Deserialize;
 

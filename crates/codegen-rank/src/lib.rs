@@ -75,10 +75,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`humaneval`] computes, from all samples of a HumanEval run and their
-//! hidden-test verdicts, each policy's chosen sample, ranked pass@1, the
-//! ablation table and the overlap between docstring examples and hidden
-//! tests, and writes `ranked_samples.jsonl`.
+//! The HumanEval ranking study (each policy's choice scored by the hidden
+//! tests, the ablation table) lives in `codegen-eval`, which uses this crate.
 //!
 //! Candidate code cannot overwrite the harness's report by printing (its
 //! stdout and stderr go to `/dev/null`), but code written to fake a pass can
@@ -92,7 +90,6 @@
 
 mod examples;
 mod harness;
-pub mod humaneval;
 mod rank;
 
 pub use examples::{
@@ -101,27 +98,10 @@ pub use examples::{
 };
 pub use harness::{HarnessLimits, TAG as HARNESS_TAG};
 pub use rank::{
-    agreement, analyze, analyze_many, may_run_code, merge_candidates, normalize_candidate, order,
-    rank, score, Analysis, Candidate, Features, RankConfig, RankMode, RankRequest, RankedCandidate,
-    Ranking, RawCandidate, Weights,
+    agreement, analyze, analyze_many, analyze_many_cached, may_run_code, merge_candidates, normalize_candidate, order,
+    rank, score, splitmix, Analysis, Candidate, Features, RankConfig, RankMode, RankRequest, RankedCandidate,
+    Ranking, RawCandidate, RunCache, Weights,
 };
-
-/// Errors of the HumanEval helpers (ranking itself does not fail: what it
-/// cannot do is left out and noted in [`Analysis::notes`]).
-#[derive(Debug, thiserror::Error)]
-pub enum RankError {
-    #[error("{samples} samples but {results} hidden-test results")]
-    Mismatch { samples: usize, results: usize },
-    #[error("sample {sample_index} names task {task_id:?}, which is not among the problems")]
-    UnknownTask {
-        task_id: String,
-        sample_index: usize,
-    },
-    #[error("no samples to rank")]
-    NoSamples,
-    #[error(transparent)]
-    Eval(#[from] codegen_eval::EvalError),
-}
 
 #[cfg(test)]
 mod tests;

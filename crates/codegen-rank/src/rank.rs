@@ -265,9 +265,9 @@ impl RankConfig {
 /// Where ranking runs, which decides whether code may run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RankMode {
-    /// Editor use: code runs only when `run_code` is set (the user asked),
-    /// or when the completion is a whole function body (the function held
-    /// only its docstring) and the estimated sandbox time fits `time_budget`.
+    /// Editor use: code runs when `run_code` is set (the user asked), or
+    /// when the cursor is in a function (whose docstring gives the examples)
+    /// and the estimated sandbox time fits `time_budget`.
     Inline {
         run_code: bool,
         time_budget: Duration,
@@ -333,9 +333,8 @@ pub fn may_run_code(
             run_code: false,
             time_budget,
         } => {
-            let whole_body = function.is_some_and(|f| f.body_is_empty);
             let waves = n_candidates.div_ceil(cfg.workers.max(1)) as u32;
-            whole_body && cfg.estimated_run_time * waves <= time_budget
+            function.is_some() && cfg.estimated_run_time * waves <= time_budget
         }
     }
 }
@@ -393,6 +392,66 @@ pub fn analyze_many(
     mode: RankMode,
     sandbox: Option<&Sandbox>,
 ) -> Vec<Analysis> {
+    analyze_many_cached(requests, cfg, mode, sandbox, None)
+}
+
+/// Sandbox results by program text: a candidate already run (the same
+/// document, candidate and examples) is not run again. Bounded: when full it
+/// is cleared.
+#[derive(Default)]
+pub struct RunCache {
+    runs: std::sync::Mutex<HashMap<u64, RunReport>>,
+}
+
+impl RunCache {
+    const MAX_ENTRIES: usize = 4096;
+
+    pub fn new() -> RunCache {
+        RunCache::default()
+    }
+
+    fn key(program: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        program.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, RunReport>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, program: &str) -> Option<RunReport> {
+        self.lock().get(&Self::key(program)).cloned()
+    }
+
+    fn put(&self, program: &str, report: RunReport) {
+        let mut runs = self.lock();
+        if runs.len() >= Self::MAX_ENTRIES {
+            runs.clear();
+        }
+        runs.insert(Self::key(program), report);
+    }
+
+    /// Programs whose results are cached.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// [`analyze_many`] with a cache of sandbox results: cached programs are not
+/// run again, and new results are added.
+pub fn analyze_many_cached(
+    requests: &[RankRequest],
+    cfg: &RankConfig,
+    mode: RankMode,
+    sandbox: Option<&Sandbox>,
+    cache: Option<&RunCache>,
+) -> Vec<Analysis> {
     struct Job {
         request: usize,
         candidate: usize,
@@ -431,7 +490,7 @@ pub fn analyze_many(
         } else if !allowed {
             analysis
                 .notes
-                .push("code not run: inline mode, not a whole body or over the time budget".into());
+                .push("code not run: inline mode, no function at the cursor or over the time budget".into());
         } else if sandbox.is_none() {
             analysis.notes.push("code not run: no sandbox".into());
         } else {
@@ -474,13 +533,26 @@ pub fn analyze_many(
         .unwrap_or(Duration::from_secs(10));
     let sandbox = sandbox.with_timeout(wall);
     let texts: Vec<String> = programs.into_iter().map(|(p, _)| p).collect();
-    let outcomes = sandbox.run_many(texts, cfg.workers.max(1));
     let mut reports: Vec<Vec<Option<RunReport>>> = analyses
         .iter()
         .map(|a| vec![None; a.candidates.len()])
         .collect();
-    for (job, outcome) in jobs.iter().zip(&outcomes) {
-        reports[job.request][job.candidate] = Some(harness::parse_outcome(outcome, job.n_examples));
+    let mut to_run: Vec<usize> = Vec::new();
+    for (idx, (job, text)) in jobs.iter().zip(&texts).enumerate() {
+        match cache.and_then(|c| c.get(text)) {
+            Some(report) => reports[job.request][job.candidate] = Some(report),
+            None => to_run.push(idx),
+        }
+    }
+    let run_texts: Vec<String> = to_run.iter().map(|&i| texts[i].clone()).collect();
+    let outcomes = sandbox.run_many(run_texts, cfg.workers.max(1));
+    for (&idx, outcome) in to_run.iter().zip(&outcomes) {
+        let job = &jobs[idx];
+        let report = harness::parse_outcome(outcome, job.n_examples);
+        if let Some(cache) = cache.filter(|_| report.sandbox_error.is_none()) {
+            cache.put(&texts[idx], report.clone());
+        }
+        reports[job.request][job.candidate] = Some(report);
     }
     for (analysis, reports) in analyses.iter_mut().zip(reports) {
         if analysis.ran_code {
@@ -659,7 +731,8 @@ pub fn order(analysis: &Analysis, cfg: &RankConfig) -> Vec<RankedCandidate> {
     ranked
 }
 
-pub(crate) fn splitmix(x: u64) -> u64 {
+/// The splitmix64 mixer (seeded orders and derived seeds).
+pub fn splitmix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

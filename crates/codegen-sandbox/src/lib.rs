@@ -36,11 +36,14 @@
 
 mod capture;
 mod diagnose;
+mod pyliteral;
 #[cfg(target_os = "linux")]
 mod spawn;
 #[cfg(not(target_os = "linux"))]
 #[path = "spawn_unsupported.rs"]
 mod spawn;
+
+pub use pyliteral::python_str_literal;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

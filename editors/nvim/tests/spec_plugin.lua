@@ -70,7 +70,7 @@ return function(H, _)
       init = H.CHILD_HELPERS,
     })
     child:lua([[
-      require('codegen').setup({ cmd = { ..., 'lsp' }, backend = select(2, ...), settings = { n = 3, maxTokens = 64 } })
+      require('codegen').setup({ cmd = { ..., 'lsp' }, backend = select(2, ...), settings = { n = 3, maxTokens = 64, rank = 'logprob', rankBudgetMs = 0 } })
     ]], fake, backend)
     local file = tmp .. '/sum.py'
     vim.fn.writefile({ 'def total(xs):', '    """Sum of xs."""', '    ' }, file)
@@ -89,9 +89,14 @@ return function(H, _)
       local opts = init.params.initializationOptions
       H.eq(3, opts.n, 'n')
       H.eq(64, opts.maxTokens, 'maxTokens')
+      H.eq('logprob', opts.rank, 'rank')
+      H.eq(0, opts.rankBudgetMs, 'rankBudgetMs')
+      H.eq(false, child:lua([[return vim.fn.execute("messages"):find("unknown server setting", 1, true) ~= nil]]), 'no unknown-setting warning')
       H.eq(true, opts.enabled, 'enabled')
       H.eq(true, vim.tbl_contains(opts.languages, 'python'), 'python in languages')
       wait_setting(log, 'n', 3) -- Neovim sends `settings` after initialize
+      wait_setting(log, 'rank', 'logprob')
+      wait_setting(log, 'rankBudgetMs', 0)
     end)
 
     H.test(name('codegen/status reaches the statusline'), function()
@@ -114,10 +119,16 @@ return function(H, _)
       H.eq(true, marks > 0, 'extmarks drawn')
     end)
 
-    H.test(name('next and previous candidate'), function()
+    H.test(name('next and previous candidate, in the server\'s order'), function()
       child:input('<M-]>')
       child:wait('T.suggestion() == "return sum(xs)"', 3000, 'second candidate')
+      child:input('<M-]>')
+      child:wait('T.suggestion() == "return functools.reduce(operator.add, xs, 0)"', 3000, 'third candidate')
+      child:input('<M-]>')
+      child:wait('T.suggestion() and vim.startswith(T.suggestion(), "total = 0")', 3000, 'first candidate after the last')
       child:input('<M-[>')
+      child:wait('T.suggestion() == "return functools.reduce(operator.add, xs, 0)"', 3000, 'last candidate before the first')
+      child:input('<M-]>')
       child:wait('T.suggestion() and vim.startswith(T.suggestion(), "total = 0")', 3000, 'first candidate again')
     end)
 

@@ -167,6 +167,8 @@ export class Codegen implements vscode.Disposable {
         },
       },
       middleware: {
+        // The server's items come back ranked, best first (`codegen.rank`); they are passed
+        // on as they are, so VS Code shows the best one and Alt+] / Alt+[ cycle in rank order.
         provideInlineCompletionItems: async (document, position, context, token, next) => {
           if (!this.status.current.enabled) return null;
           const started = Date.now();

@@ -10,12 +10,21 @@ export interface ServerSettings {
   maxTokens?: number;
   temperature?: number;
   n?: number;
-  rank?: boolean;
+  rank?: RankPolicy;
+  rankBudgetMs?: number;
   debounceMs?: number;
   timeBudgetMs?: number;
   languages?: string[];
   enabled: boolean;
 }
+
+/**
+ * How the server orders the candidates; its inline items come back best first and are shown
+ * in that order. `auto`: the docstring's examples (run in the sandbox within `rankBudgetMs`),
+ * then syntax, agreement between samples, mean token log-probability, how often a text was
+ * drawn. `logprob`: mean token log-probability. `none`: sample order.
+ */
+export type RankPolicy = 'auto' | 'logprob' | 'none';
 
 /** Reads one `codegen.*` setting (a `WorkspaceConfiguration.get` in the extension). */
 export type SettingReader = (key: string) => unknown;
@@ -34,6 +43,10 @@ export const DEFAULT_LANGUAGES = [
 export const RESTART_SETTINGS = ['serverPath', 'languages'];
 
 const DEVICES = ['cpu', 'cuda', 'metal'];
+const RANK_POLICIES: RankPolicy[] = ['auto', 'logprob', 'none'];
+
+/** The most candidates the server draws per request (`n` is 1–16). */
+export const MAX_N = 16;
 
 function int(value: unknown, min: number): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= min ? Math.floor(value) : undefined;
@@ -41,6 +54,14 @@ function int(value: unknown, min: number): number | undefined {
 
 function nonEmptyString(value: unknown): string | undefined {
   return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+}
+
+/** `codegen.rank`: a policy name, or the old boolean (`true` is `auto`, `false` is `none`). */
+function rankPolicy(value: unknown): RankPolicy | undefined {
+  if (value === true) return 'auto';
+  if (value === false) return 'none';
+  const name = nonEmptyString(value);
+  return name !== undefined && (RANK_POLICIES as string[]).includes(name) ? (name as RankPolicy) : undefined;
 }
 
 /** The language ids that get completions (the setting, else the default list). */
@@ -73,9 +94,11 @@ export function toServerSettings(read: SettingReader): ServerSettings {
     settings.temperature = temperature;
   }
   const n = int(read('n'), 1);
-  if (n !== undefined) settings.n = n;
-  const rank = read('rank');
-  if (typeof rank === 'boolean') settings.rank = rank;
+  if (n !== undefined && n <= MAX_N) settings.n = n;
+  const rank = rankPolicy(read('rank'));
+  if (rank !== undefined) settings.rank = rank;
+  const rankBudgetMs = int(read('rankBudgetMs'), 0);
+  if (rankBudgetMs !== undefined) settings.rankBudgetMs = rankBudgetMs;
   const debounceMs = int(read('debounceMs'), 0);
   if (debounceMs !== undefined) settings.debounceMs = debounceMs;
   const timeBudgetMs = int(read('timeBudgetMs'), 0);

@@ -23,6 +23,8 @@ test('activate: starts `SERVER lsp` with the settings and proposed features', as
   settings.set('serverPath', fakeBinary('codegen'));
   settings.set('model', 'qwen2.5-coder-1.5b-instruct');
   settings.set('n', 3);
+  settings.set('rank', 'logprob');
+  settings.set('rankBudgetMs', 0);
   await activate(context as never);
   assert.equal(calls.clients.length, 1);
   client = calls.clients[0];
@@ -32,6 +34,8 @@ test('activate: starts `SERVER lsp` with the settings and proposed features', as
   const init = client.clientOptions.initializationOptions() as Record<string, unknown>;
   assert.equal(init.model, 'qwen2.5-coder-1.5b-instruct');
   assert.equal(init.n, 3);
+  assert.equal(init.rank, 'logprob');
+  assert.equal(init.rankBudgetMs, 0, '0 (never run the examples) is sent, not dropped');
   assert.equal(init.enabled, true);
   assert.equal('temperature' in init, false, 'settings left at their defaults are not sent');
   assert.deepEqual((client.clientOptions.documentSelector as unknown[]).length, 14);
@@ -67,6 +71,25 @@ test('a settings change is sent as workspace/didChangeConfiguration', async () =
   assert.equal(calls.clients.length, 1, 'no restart for a plain setting');
 });
 
+test('rank, rankBudgetMs and n changes are sent as workspace/didChangeConfiguration', async () => {
+  const last = () => (client.sent.at(-1)!.params as { settings: { codegen: Record<string, unknown> } }).settings.codegen;
+  client.sent = [];
+  await changeSetting('rank', 'auto');
+  assert.equal(client.sent.at(-1)!.method, 'workspace/didChangeConfiguration');
+  assert.equal(last().rank, 'auto');
+  assert.equal(last().rankBudgetMs, 0);
+  await changeSetting('rankBudgetMs', 400);
+  assert.equal(last().rankBudgetMs, 400);
+  await changeSetting('rank', false);
+  assert.equal(last().rank, 'none', 'an old boolean value is sent as a policy');
+  await changeSetting('n', 5);
+  assert.equal(last().n, 5);
+  assert.equal(last().rank, 'none');
+  assert.equal(calls.clients.length, 1, 'no restart for ranking settings');
+  const pulled = client.clientOptions.initializationOptions() as Record<string, unknown>;
+  assert.deepEqual([pulled.rank, pulled.rankBudgetMs, pulled.n], ['none', 400, 5], 'a restarted server gets them too');
+});
+
 test('toggle: enabled=false reaches the server and no request is made', async () => {
   client.sent = [];
   await calls.commands.get('codegen.toggle')!();
@@ -83,6 +106,23 @@ test('toggle: enabled=false reaches the server and no request is made', async ()
   await calls.commands.get('codegen.toggle')!();
   const again = await client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, { isCancellationRequested: false }, async () => ({ items: ['x'] }));
   assert.deepEqual(again, { items: ['x'] });
+});
+
+test('inline items are passed on in the order the server ranked them', async () => {
+  const provide = (result: unknown) =>
+    client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, { isCancellationRequested: false }, async () => result);
+  const items = [{ insertText: 'best' }, { insertText: 'second' }, { insertText: 'third' }];
+  const list = (await provide({ items })) as { items: { insertText: string }[] };
+  assert.deepEqual(
+    list.items.map((i) => i.insertText),
+    ['best', 'second', 'third'],
+  );
+  const array = (await provide([...items].reverse())) as { insertText: string }[];
+  assert.deepEqual(
+    array.map((i) => i.insertText),
+    ['third', 'second', 'best'],
+    'whatever order the server chose',
+  );
 });
 
 test('a crashed server is restarted 4 times in 3 minutes, then left stopped with an error', () => {

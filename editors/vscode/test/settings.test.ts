@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
 import { DEFAULT_LANGUAGES, documentSelector, toServerSettings } from '../src/settings';
+
+const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
 
 function reader(values: Record<string, unknown>) {
   return (key: string) => values[key];
@@ -20,7 +24,8 @@ test('every setting maps to the server name', () => {
       maxTokens: 64,
       temperature: 0,
       n: 3,
-      rank: false,
+      rank: 'logprob',
+      rankBudgetMs: 0,
       debounceMs: 50,
       timeBudgetMs: 1500,
       languages: ['python', 'go', 'python'],
@@ -35,7 +40,8 @@ test('every setting maps to the server name', () => {
     maxTokens: 64,
     temperature: 0,
     n: 3,
-    rank: false,
+    rank: 'logprob',
+    rankBudgetMs: 0,
     debounceMs: 50,
     timeBudgetMs: 1500,
     languages: ['python', 'go'],
@@ -44,9 +50,64 @@ test('every setting maps to the server name', () => {
 
 test('empty and out-of-range values are left to the server', () => {
   const s = toServerSettings(
-    reader({ model: '  ', device: 'tpu', threads: 0, maxTokens: -1, temperature: -0.5, n: 0, debounceMs: -3, rank: 'yes' }),
+    reader({ model: '  ', device: 'tpu', threads: 0, maxTokens: -1, temperature: -0.5, n: 0, debounceMs: -3, rank: 'yes', rankBudgetMs: -1 }),
   );
   assert.deepEqual(s, { enabled: true, languages: DEFAULT_LANGUAGES });
+  assert.equal(toServerSettings(reader({ n: 17 })).n, undefined, 'n above 16');
+  assert.equal(toServerSettings(reader({ rank: 'combined' })).rank, undefined, 'not a setting value');
+  assert.equal(toServerSettings(reader({ rankBudgetMs: '250' })).rankBudgetMs, undefined, 'a string');
+});
+
+test('rank: the three policies; the old booleans mean auto and none', () => {
+  for (const policy of ['auto', 'logprob', 'none']) {
+    assert.equal(toServerSettings(reader({ rank: policy })).rank, policy);
+  }
+  assert.equal(toServerSettings(reader({ rank: ' logprob ' })).rank, 'logprob');
+  assert.equal(toServerSettings(reader({ rank: true })).rank, 'auto');
+  assert.equal(toServerSettings(reader({ rank: false })).rank, 'none');
+});
+
+test('rankBudgetMs: 0 (never run the examples) is sent; fractions are floored', () => {
+  assert.equal(toServerSettings(reader({ rankBudgetMs: 0 })).rankBudgetMs, 0);
+  assert.equal(toServerSettings(reader({ rankBudgetMs: 400 })).rankBudgetMs, 400);
+  assert.equal(toServerSettings(reader({ rankBudgetMs: 99.9 })).rankBudgetMs, 99);
+  assert.equal(toServerSettings(reader({ n: 16 })).n, 16);
+});
+
+test('every contributed setting but serverPath and trace.server reaches the server', () => {
+  const props: Record<string, { type: string; default: unknown; enum?: unknown[] }> = pkg.contributes.configuration.properties;
+  for (const [full, prop] of Object.entries(props)) {
+    const key = full.replace(/^codegen\./, '');
+    if (key === 'serverPath' || key.startsWith('trace.')) continue;
+    let value: unknown;
+    if (prop.enum) value = prop.enum.find((v) => v !== prop.default);
+    else if (prop.type === 'boolean') value = !prop.default;
+    else if (prop.type === 'integer' || prop.type === 'number') value = (prop.default as number) + 1;
+    else if (prop.type === 'string') value = 'some-model';
+    else if (prop.type === 'array') value = ['python'];
+    const sent = toServerSettings(reader({ [key]: value })) as unknown as Record<string, unknown>;
+    assert.deepEqual(sent[key], value, `codegen.${key} = ${JSON.stringify(value)}`);
+  }
+});
+
+test('package.json: rank, rankBudgetMs and n as the server defines them', () => {
+  const props = pkg.contributes.configuration.properties;
+  const rank = props['codegen.rank'];
+  assert.equal(rank.type, 'string');
+  assert.deepEqual(rank.enum, ['auto', 'logprob', 'none']);
+  assert.equal(rank.default, 'auto');
+  assert.equal(rank.enumDescriptions.length, 3);
+  assert.match(rank.enumDescriptions[0], /docstring's examples run in the sandbox \(Python only/);
+  assert.match(rank.enumDescriptions[0], /rankBudgetMs/);
+  assert.match(rank.enumDescriptions[0], /then syntax .*then agreement .*then mean token log-probability, then how often/);
+  assert.equal(rank.enumDescriptions[1], 'Highest mean token log-probability first.');
+  assert.equal(rank.enumDescriptions[2], 'Sample order.');
+  const budget = props['codegen.rankBudgetMs'];
+  assert.deepEqual([budget.type, budget.default, budget.minimum], ['number', 250, 0]);
+  const n = props['codegen.n'];
+  assert.deepEqual([n.default, n.minimum, n.maximum], [2, 1, 16]);
+  assert.match(n.markdownDescription, /greedy/);
+  assert.match(n.markdownDescription, /0\.8/);
 });
 
 test('fractional numbers are floored', () => {

@@ -10,5 +10,5 @@ pub(crate) async fn handle(state: &Arc<ServerState>, params: DidCloseTextDocumen
     let uri = params.text_document.uri;
     lock(&state.documents).close(&uri);
     lock(&state.typed_through).forget(uri.as_str());
-    state.worker.forget(uri.as_str());
+    state.engine.forget(uri.as_str());
 }

@@ -34,6 +34,7 @@ pub(crate) async fn handle(state: &Arc<ServerState>, params: Value) {
         latency_ms: None,
         length: shown.length,
         accepted_length: None,
+        rank: None,
     };
     if let Err(err) = state.telemetry.append(&record) {
         tracing::warn!("cannot write telemetry: {err}");

@@ -22,5 +22,11 @@ pub(crate) async fn handle(state: &Arc<ServerState>) -> Result<Value> {
         "tokensGenerated": c.tokens_generated,
         "typedThroughHits": c.typed_through_hits,
         "budgetExhausted": c.budget_exhausted,
+        "ranked": c.ranked,
+        "rankedWithExamples": c.ranked_with_examples,
+        "rankMsTotal": c.rank_micros as f64 / 1000.0,
+        "rankMsMean": if c.ranked > 0 { c.rank_micros as f64 / 1000.0 / c.ranked as f64 } else { 0.0 },
+        "cachedExampleRuns": state.engine.cached_example_runs(),
+        "lastRanking": lock(&state.last_ranking).clone(),
     }))
 }

@@ -64,6 +64,7 @@ pub(crate) async fn handle(
         latency_ms: Some(shown.latency_ms),
         length: shown.length,
         accepted_length,
+        rank: None,
     };
     if let Err(err) = state.telemetry.append(&record) {
         tracing::warn!("cannot write telemetry: {err}");

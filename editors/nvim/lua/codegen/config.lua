@@ -17,7 +17,7 @@ local M = {}
 ---@field enabled boolean           suggestions on at start
 ---@field backend 'auto'|'native'|'extmark'  auto: native vim.lsp.inline_completion on 0.12, extmarks on 0.11
 ---@field debounce_ms integer       extmark backend: wait after a keystroke before asking
----@field settings table            server settings: model, device, threads, maxTokens, temperature, n, rank, debounceMs, timeBudgetMs
+---@field settings table            server settings: model, device, threads, maxTokens, temperature, n, rank, rankBudgetMs, debounceMs, timeBudgetMs
 ---@field keymaps codegen.Keymaps|false
 ---@field restart_on_exit boolean   restart the server when it dies (at most 3 times a minute)
 M.defaults = {
@@ -42,8 +42,8 @@ M.defaults = {
 
 --- Server setting names, as the server spells them.
 M.setting_names = {
-  'model', 'device', 'threads', 'maxTokens', 'temperature', 'n', 'rank',
-  'debounceMs', 'timeBudgetMs', 'languages', 'enabled',
+  'model', 'device', 'threads', 'maxTokens', 'temperature', 'n', 'rank', 'rankBudgetMs',
+  'debounceMs', 'timeBudgetMs', 'maxPrefixTokens', 'maxSuffixTokens', 'languages', 'enabled',
 }
 
 --- Lists are replaced, not merged index by index.

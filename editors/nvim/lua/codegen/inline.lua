@@ -245,7 +245,7 @@ local function request(bufnr)
     if now_row ~= row or now_col ~= col or api.nvim_buf_get_changedtick(bufnr) ~= tick then
       return -- stale: the user moved on; a newer request is on its way
     end
-    local items = result.items or result
+    local items = result.items or result -- ranked by the server, best first: kept in that order
     s.items, s.index, s.client_id, s.accepted = items, 1, client.id, 0
     s.anchor = { row = row, col = col, tick = tick }
     show(bufnr)

@@ -1,4 +1,4 @@
-//! HumanEval helpers for `codegen bench humaneval --rank`: features of every
+//! Ranking studies of HumanEval runs (`codegen bench humaneval --rank`): features of every
 //! task's samples, the chosen sample per policy, ranked pass@1, the ablation
 //! table, the overlap between docstring examples and hidden tests, and
 //! `ranked_samples.jsonl`.
@@ -10,16 +10,31 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use codegen_context::{Language, ParsedDocument};
-use codegen_eval::json::JsonValue;
-use codegen_eval::{write_samples, EvalReport, Problem, Sample};
+use codegen_rank::{
+    analyze_many, order, splitmix, Analysis, ExampleKind, RankConfig, RankMode, RankRequest,
+    RawCandidate,
+};
 use codegen_sandbox::Sandbox;
 use serde::Serialize;
 
-use crate::examples::ExampleKind;
-use crate::rank::{
-    analyze_many, order, splitmix, Analysis, RankConfig, RankMode, RankRequest, RawCandidate,
-};
-use crate::RankError;
+use crate::json::JsonValue;
+use crate::{write_samples, EvalError, EvalReport, Problem, Sample};
+
+/// Errors of the HumanEval ranking helpers.
+#[derive(Debug, thiserror::Error)]
+pub enum RankingError {
+    #[error("{samples} samples but {results} hidden-test results")]
+    Mismatch { samples: usize, results: usize },
+    #[error("sample {sample_index} names task {task_id:?}, which is not among the problems")]
+    UnknownTask {
+        task_id: String,
+        sample_index: usize,
+    },
+    #[error("no samples to rank")]
+    NoSamples,
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
 
 /// The samples.jsonl key holding a sample's mean token log-probability.
 pub const MEAN_LOGPROB_KEY: &str = "mean_logprob";
@@ -116,9 +131,9 @@ pub fn rank_humaneval(
     policies: &[RankConfig],
     features: &RankConfig,
     sandbox: Option<&Sandbox>,
-) -> Result<HumanEvalRanking, RankError> {
+) -> Result<HumanEvalRanking, RankingError> {
     if samples.len() != passed.len() {
-        return Err(RankError::Mismatch {
+        return Err(RankingError::Mismatch {
             samples: samples.len(),
             results: passed.len(),
         });
@@ -132,7 +147,7 @@ pub fn rank_humaneval(
     for (idx, sample) in samples.iter().enumerate() {
         let &task = by_id
             .get(sample.task_id.as_str())
-            .ok_or_else(|| RankError::UnknownTask {
+            .ok_or_else(|| RankingError::UnknownTask {
                 task_id: sample.task_id.clone(),
                 sample_index: idx,
             })?;
@@ -142,7 +157,7 @@ pub fn rank_humaneval(
         .filter(|&t| !per_task[t].is_empty())
         .collect();
     if attempted.is_empty() {
-        return Err(RankError::NoSamples);
+        return Err(RankingError::NoSamples);
     }
     let docs: Vec<ParsedDocument> = attempted
         .iter()
@@ -335,7 +350,7 @@ pub fn write_ranked_samples(
     path: impl AsRef<Path>,
     samples: &[Sample],
     chosen: &[usize],
-) -> Result<(), RankError> {
+) -> Result<(), RankingError> {
     write_samples(path, &ranked_samples(samples, chosen))?;
     Ok(())
 }

@@ -1,13 +1,13 @@
 //! Extraction coverage over HumanEval: which tasks' docstrings yield
 //! examples, how many parse, and how many appear in the hidden tests.
 //!
-//! `cargo run -p codegen-rank --example humaneval_examples -- PATH/HumanEval.jsonl.gz [-v]`
+//! `cargo run -p codegen-eval --example humaneval_examples -- PATH/HumanEval.jsonl.gz [-v]`
 //!
 //! Validity is decided by the same sandboxed program that ranking runs, with
 //! the prompt itself (no completion) as the module.
 
 use codegen_eval::{load_problems, Sample};
-use codegen_rank::humaneval::{normalize_code, rank_humaneval};
+use codegen_eval::ranking::{normalize_code, rank_humaneval};
 use codegen_rank::RankConfig;
 use codegen_sandbox::{Sandbox, SandboxConfig};
 

@@ -1,0 +1,202 @@
+//! `codegen bench infill`: flags, progress and printing around
+//! `codegen_eval::run` (the tasks, the engine calls and the scoring live
+//! there).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use codegen_engine::{Engine, EngineConfig, LoadedModel};
+use codegen_eval::infill::{write_infill_outputs, InfillMode};
+use codegen_eval::load_problems;
+use codegen_eval::run::{evaluate_infill, generate_infill, infill_run_tasks, InfillRun, Sampling};
+use codegen_model::DeviceKind;
+use codegen_store::Store;
+
+use crate::bench_eval::{bar, eval_config, problems_path, sandbox, EvalArgs};
+use crate::input::resolve_model;
+use crate::{ModelArgs, SamplingArgs};
+
+#[derive(Args, Debug)]
+pub struct InfillArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Samples per task for the ranked policy (`--n 1` skips it). The first
+    /// sample is greedy; the others are drawn at --temperature (default 0.8).
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Also run the ranked policy (n samples ranked by the engine, as the
+    /// editor does); without it only greedy runs.
+    #[arg(long)]
+    pub rank: bool,
+    /// Modes, comma separated: single-line (1,033 tasks), multi-line (5,815:
+    /// spans of consecutive lines as in HumanEval-MultiLineInfilling),
+    /// random-span (1,640 seeded character spans).
+    #[arg(long, value_delimiter = ',', default_value = "single-line,multi-line,random-span")]
+    pub mode: Vec<String>,
+    /// Tasks per mode: a seeded sample spread over the problems (default: all).
+    #[arg(long, conflicts_with = "tasks")]
+    pub limit: Option<usize>,
+    /// Only these task ids (e.g. SingleLine/HumanEval/0/3), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Seed of the task sample and of the random spans.
+    #[arg(long, default_value_t = 0)]
+    pub task_seed: u64,
+    /// Generated tokens per suggestion (the editor's default).
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: usize,
+    /// Output folder (samples.jsonl, results.json, report.md, chart.svg).
+    #[arg(long, default_value = "infill-run")]
+    pub out: PathBuf,
+    /// Continue an interrupted run in the same folder.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub eval: EvalArgs,
+}
+
+pub fn run(args: InfillArgs) -> Result<()> {
+    crate::set_threads(args.model.threads);
+    let modes: Vec<InfillMode> = args
+        .mode
+        .iter()
+        .map(|m| m.parse::<InfillMode>().map_err(|e| anyhow::anyhow!("--mode: {e}")))
+        .collect::<Result<_>>()?;
+    if modes.is_empty() {
+        bail!("--mode: no mode given");
+    }
+    let store = Store::from_env();
+    let problems_file = problems_path(&store, &args.eval)?;
+    let problems = load_problems(&problems_file)?;
+    let sandbox = sandbox(&args.eval)?;
+    let device = args.model.device.parse::<DeviceKind>()?.open()?;
+    let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
+    let model = LoadedModel::load(&name, &path, &device)
+        .with_context(|| format!("cannot load {}", path.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let samples_path = args.out.join("samples.jsonl");
+    if samples_path.exists() && !args.resume {
+        bail!(
+            "{} exists: pass --resume to continue that run, or choose another --out",
+            samples_path.display()
+        );
+    }
+    let n = if args.rank { args.sampling.n.max(1) } else { 1 };
+    let temperature = args.sampling.temperature.unwrap_or(0.8);
+    let mut policies = vec!["greedy".to_string()];
+    if args.rank && n > 1 {
+        policies.push("ranked".to_string());
+    }
+    // Exactly what the language server asks of the engine by default.
+    let editor = codegen_lsp::Settings::default().completion_settings();
+    let run = InfillRun {
+        modes: modes.clone(),
+        limit: args.limit,
+        task_ids: args.tasks.clone(),
+        task_seed: args.task_seed,
+        policies: policies.clone(),
+        sampling: Sampling {
+            n,
+            temperature,
+            first_greedy: true,
+            top_p: args.sampling.top_p,
+            top_k: args.sampling.top_k,
+            seed: args.sampling.seed,
+            max_tokens: args.max_tokens,
+        },
+        editor,
+        samples_path: samples_path.clone(),
+    };
+    let tasks = infill_run_tasks(&run, &problems);
+    if tasks.is_empty() {
+        bail!("no tasks selected");
+    }
+    let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
+    engine.set_model(Some(Arc::new(model)));
+    let wall = Instant::now();
+    let progress = bar((tasks.len() * policies.len()) as u64, "generating");
+    generate_infill(&run, &tasks, &engine, &|done, _| progress.set_position(done as u64))?;
+    progress.finish_and_clear();
+    drop(engine);
+
+    let cfg = eval_config(&args.eval, true);
+    let eval_bar = bar((tasks.len() * policies.len()) as u64, "evaluating");
+    let mut report = evaluate_infill(&run, &tasks, &problems, &sandbox, &cfg, &|done, _| {
+        eval_bar.set_position(done as u64)
+    })?;
+    eval_bar.finish_and_clear();
+    report.wall_seconds = wall.elapsed().as_secs_f64();
+    report.settings = vec![
+        ("model".into(), format!("{name} ({})", path.display())),
+        (
+            "modes".into(),
+            modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
+        ),
+        ("tasks".into(), tasks.len().to_string()),
+        ("task sample".into(), match args.limit {
+            Some(limit) => format!("{limit} per mode, seed {}", args.task_seed),
+            None => "all".into(),
+        }),
+        ("policies".into(), policies.join(", ")),
+        (
+            "greedy".into(),
+            "1 sample, temperature 0, the editor's ranking".into(),
+        ),
+        (
+            "ranked".into(),
+            if policies.len() > 1 {
+                format!(
+                    "{n} samples (the first greedy, the others at temperature {temperature}, top-p {}), ranked by the engine with the docstring's examples always run",
+                    args.sampling.top_p
+                )
+            } else {
+                "not run".into()
+            },
+        ),
+        (
+            "editor settings".into(),
+            "the language server's defaults (prompt budgets 1,024 tokens before and 64 after the cursor)".into(),
+        ),
+        ("max tokens".into(), args.max_tokens.to_string()),
+        ("seed".into(), args.sampling.seed.to_string()),
+        (
+            "threads".into(),
+            args.model
+                .threads
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "all".into()),
+        ),
+        ("test timeout".into(), format!("{} s", cfg.timeout_s)),
+    ];
+    let outputs = write_infill_outputs(&args.out, &report)?;
+    eprintln!(
+        "codegen: wrote {}, {}, {} and {}",
+        samples_path.display(),
+        outputs.results_json.display(),
+        outputs.report_md.display(),
+        outputs.chart_svg.display()
+    );
+    if args.eval.json {
+        println!(
+            "{}",
+            codegen_eval::infill::infill_results_json(&report)
+        );
+    } else {
+        for row in &report.rows {
+            println!(
+                "{:<12} {:<7} tasks {:>5}  pass@1 {:.3}  exact {:.3}",
+                row.mode.as_str(),
+                row.policy,
+                row.tasks,
+                row.pass_at_1(),
+                row.exact_match_rate()
+            );
+        }
+        println!("wall {:.0} s", report.wall_seconds);
+    }
+    Ok(())
+}
