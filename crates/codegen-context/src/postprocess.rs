@@ -33,6 +33,9 @@ pub fn postprocess(doc: &ParsedDocument, cursor: usize, raw: &str, mode: Complet
             } else {
                 ctx.cut_brace_block(&s)
             };
+            if let Some(header_only) = ctx.code_continues_at_cursor_level() {
+                s = ctx.first_statement(&s, header_only);
+            }
             s = ctx.cut_suffix_repeat(&s);
             s = cut_repeated_lines(&s);
             s.truncate(s.trim_end().len());
@@ -340,6 +343,65 @@ impl<'a> Ctx<'a> {
     }
 
     /// Cut the completion where it starts repeating the lines after the cursor.
+    /// The cursor opens an empty line inside code: its line holds only
+    /// indentation, and the next non-blank line after it is at the cursor's
+    /// indentation or deeper (the block goes on below the cursor). There the
+    /// user is inserting into existing code, so one statement is suggested,
+    /// not a run of statements that the code below probably already holds.
+    /// `Some(true)` when the next line is deeper (it is the body of a header
+    /// the cursor's line is missing: one line is suggested).
+    fn code_continues_at_cursor_level(&self) -> Option<bool> {
+        if !self.line_prefix.trim().is_empty() || !self.line_suffix.trim().is_empty() {
+            return None;
+        }
+        let after = &self.text[next_line_start(self.text, self.cursor).min(self.text.len())..];
+        let next = after.lines().find(|l| !l.trim().is_empty())?;
+        if next.trim_start().starts_with([')', ']', '}']) {
+            return None;
+        }
+        let indent = indent_width(leading_ws(next), self.tab_width);
+        (indent >= self.base_indent).then_some(indent > self.base_indent)
+    }
+
+    /// The completion's first statement: leading comment lines, its first
+    /// line of code, then (unless `header_only`) the lines deeper than the
+    /// cursor's indentation that follow (its block) and lines inside
+    /// brackets it left open; it ends at the first line back at the cursor's
+    /// indentation or above.
+    fn first_statement(&self, s: &str, header_only: bool) -> String {
+        let lines: Vec<&str> = s.split('\n').collect();
+        let comment = match self.lang {
+            Language::Python => "#",
+            _ => "//",
+        };
+        let mut depth = 0i64;
+        let mut seen_code = false;
+        let mut end = lines.len();
+        for (i, line) in lines.iter().enumerate() {
+            let trimmed = line.trim();
+            if seen_code && depth <= 0 && !trimmed.is_empty() {
+                let ind = if i == 0 {
+                    self.base_indent
+                } else {
+                    indent_width(leading_ws(line), self.tab_width)
+                };
+                let closer = trimmed.starts_with([')', ']', '}']);
+                if header_only || (ind <= self.base_indent && !closer) {
+                    end = i;
+                    break;
+                }
+            }
+            if trimmed.is_empty() || trimmed.starts_with(comment) {
+                continue;
+            }
+            seen_code = true;
+            for (_, c) in scan(line, self.lang).brackets {
+                depth += if matches!(c, '(' | '[' | '{') { 1 } else { -1 };
+            }
+        }
+        lines[..end].join("\n").trim_end().to_string()
+    }
+
     fn cut_suffix_repeat(&self, s: &str) -> String {
         let after = &self.text[next_line_start(self.text, self.cursor).min(self.text.len())..];
         // Compared with their indentation, so that an inner `return x` does

@@ -1090,13 +1090,54 @@ fn post_python() {
         "def absolute(x):\n    $0\n    return x\n",
         "if x >= 0:\n        return x\n    x = -x\n    return x\n",
         expect![[r#"
-        MultiLine "if x >= 0:\n        return x\n    x = -x"
-        def absolute(x):
-            if x >= 0:
+            MultiLine "if x >= 0:\n        return x"
+            def absolute(x):
+                if x >= 0:
+                    return x
                 return x
-            x = -x
-            return x
-    "#]],
+        "#]],
+    );
+    // The next line is the body of a missing header: one line.
+    check_post(
+        Py,
+        "def prefixes(s):\n    out = []\n    $0\n        out.append(s[:i + 1])\n    return out\n",
+        "for i in range(len(s)):\n        out.append(s[:i + 1])\n    return out\n",
+        expect![[r#"
+            MultiLine "for i in range(len(s)):"
+            def prefixes(s):
+                out = []
+                for i in range(len(s)):
+                    out.append(s[:i + 1])
+                return out
+        "#]],
+    );
+    // A comment first: the statement after it comes along.
+    check_post(
+        Py,
+        "def count(notes):\n    $0\n    return [table[n] for n in notes]\n",
+        "# beats per note\n    table = {'o': 4, '.|': 1}\n    notes = notes.split()\n",
+        expect![[r##"
+            MultiLine "# beats per note\n    table = {'o': 4, '.|': 1}"
+            def count(notes):
+                # beats per note
+                table = {'o': 4, '.|': 1}
+                return [table[n] for n in notes]
+        "##]],
+    );
+    // At the end of the block (the code below is outdented) the block is
+    // still completed in full.
+    check_post(
+        Py,
+        "def f(xs):\n    for x in xs:\n        $0\n    return xs\n",
+        "y = x * 2\n        print(y)\n    return xs\n",
+        expect![[r#"
+            MultiLine "y = x * 2\n        print(y)"
+            def f(xs):
+                for x in xs:
+                    y = x * 2
+                    print(y)
+                return xs
+        "#]],
     );
     // Cursor at column 0 of a body line the editor did not indent.
     check_post(

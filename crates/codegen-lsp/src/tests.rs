@@ -3,6 +3,29 @@ use serde_json::json;
 use crate::settings::{Rank, Settings};
 use crate::telemetry::{percentile, summarize, EventKind, TelemetryEvent};
 
+/// LSP settings become the engine's settings in one place.
+#[test]
+fn settings_translate_once_into_engine_settings() {
+    use codegen_engine::{ExampleRuns, RankPolicy};
+    let defaults = Settings::default().completion_settings();
+    // Several candidates at temperature 0: the first greedy, the rest sampled.
+    assert_eq!(defaults.n, crate::settings::DEFAULT_N);
+    assert!(defaults.first_greedy);
+    assert_eq!(defaults.temperature, crate::settings::EXTRA_SAMPLE_TEMPERATURE);
+    assert_eq!(defaults.rank.policy, RankPolicy::Combined);
+    assert_eq!(
+        defaults.rank.examples,
+        ExampleRuns::WithinBudget(std::time::Duration::from_millis(250))
+    );
+    assert_eq!(defaults.prompt.max_suffix_tokens, 64);
+    let mut settings = Settings::default();
+    settings.merge_json(&json!({"n": 1, "rank": "none", "rankBudgetMs": 0, "temperature": 0.3}));
+    let one = settings.completion_settings();
+    assert_eq!((one.n, one.first_greedy, one.temperature), (1, false, 0.3));
+    assert_eq!(one.rank.policy, RankPolicy::None);
+    assert_eq!(one.rank.examples, ExampleRuns::Never);
+}
+
 #[test]
 fn settings_merge_known_fields_and_report_bad_ones() {
     let mut settings = Settings::default();
@@ -30,7 +53,11 @@ fn settings_merge_known_fields_and_report_bad_ones() {
     assert!(settings.model_differs(&Settings::default()));
     // Editors may send `rank` as a switch.
     assert!(settings.merge_json(&json!({"rank": true})).is_empty());
-    assert_eq!(settings.rank, Rank::Logprob);
+    assert_eq!(settings.rank, Rank::Auto);
+    assert!(settings
+        .merge_json(&json!({"rank": "logprob", "rankBudgetMs": 0}))
+        .is_empty());
+    assert_eq!((settings.rank, settings.rank_budget_ms), (Rank::Logprob, 0));
 
     let before = settings.clone();
     let warnings = settings

@@ -470,13 +470,15 @@ fn inline_mode_runs_code_only_when_allowed() {
     };
     assert!(may_run_code(RankMode::Batch, f_partial.as_ref(), 4, &cfg));
     assert!(may_run_code(inline(true, 0), f_partial.as_ref(), 4, &cfg));
-    assert!(!may_run_code(
+    // Inside a function (whole body or not) within the budget: yes.
+    assert!(may_run_code(
         inline(false, 10_000),
         f_partial.as_ref(),
         4,
         &cfg
     ));
     assert!(!may_run_code(inline(false, 10), f_whole.as_ref(), 4, &cfg));
+    assert!(!may_run_code(inline(false, 10_000), None, 4, &cfg));
     assert!(may_run_code(
         inline(false, 10_000),
         f_whole.as_ref(),
@@ -485,8 +487,9 @@ fn inline_mode_runs_code_only_when_allowed() {
     ));
 
     let cands = [raw("return a + b", -0.2), raw("return a - b", -0.1)];
+    // Over the budget: no code runs and log-probability decides.
     let request = inline_request(&partial, &cands);
-    let ranking = rank(&request, &cfg, inline(false, 10_000), Some(sandbox()));
+    let ranking = rank(&request, &cfg, inline(false, 10), Some(sandbox()));
     assert!(!ranking.analysis.ran_code);
     assert_eq!(ranking.candidates[0].features.examples_total, 0);
     assert_eq!(
