@@ -163,6 +163,8 @@ def main():
     parser.add_argument("--cold", type=int, default=1, help="first suggestions in fresh documents")
     parser.add_argument("--chars", type=int, default=6000, help="document size before the typed body")
     parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--n", type=int, default=None, help="candidates per request (server default when unset)")
+    parser.add_argument("--rank", default=None, help="auto, logprob or none (server default when unset)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -174,7 +176,11 @@ def main():
     server = Server(cmd, dict(os.environ))
     server.call("initialize", {
         "capabilities": {"general": {"positionEncodings": ["utf-16"]}},
-        "initializationOptions": {"debounceMs": 0, "maxTokens": args.max_tokens},
+        "initializationOptions": dict(
+            {"debounceMs": 0, "maxTokens": args.max_tokens},
+            **({"n": args.n} if args.n else {}),
+            **({"rank": args.rank} if args.rank else {}),
+        ),
     })
     server.notify("initialized", {})
     load_start = time.monotonic()
@@ -314,6 +320,10 @@ def main():
             for kind, values in latencies.items()
         },
         "counters": counters,
+        "n": args.n or "server default",
+        "rank": args.rank or "server default",
+        # Ranking's share of the time of requests the model answered.
+        "rank_ms_mean": round(counters.get("rankMsMean", 0.0), 2) if isinstance(counters, dict) else None,
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -322,6 +332,9 @@ def main():
               f"{typed} keystrokes; maxTokens {args.max_tokens}")
         print(f"first-request prefill tokens {first_prefill}; "
               f"mean warm prefill {report['mean_warm_prefilled_tokens']} tokens")
+        print(f"n {report['n']}; rank {report['rank']}; mean ranking time {report['rank_ms_mean']} ms "
+              f"per model request ({counters.get('rankedWithExamples', 0) if isinstance(counters, dict) else 0} "
+              f"ranked with examples)")
         print(f"{'KIND':<14} {'N':>5} {'P50 MS':>9} {'P95 MS':>9}")
         for kind, row in report["kinds"].items():
             p50 = "-" if row["p50_ms"] is None else f"{row['p50_ms']:.1f}"

@@ -75,13 +75,22 @@ pub fn run(args: StatsArgs) -> Result<()> {
     }
     writeln!(
         out,
-        "{:<28} {:<12} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8}",
-        "MODEL", "LANGUAGE", "SHOWN", "ACCEPTED", "PARTIAL", "RATE", "P50 MS", "P95 MS"
+        "{:<28} {:<12} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>9}",
+        "MODEL",
+        "LANGUAGE",
+        "SHOWN",
+        "ACCEPTED",
+        "PARTIAL",
+        "RATE",
+        "P50 MS",
+        "P95 MS",
+        "RANK P50",
+        "EXAMPLES"
     )?;
     for g in &stats {
         writeln!(
             out,
-            "{:<28} {:<12} {:>7} {:>8} {:>7} {:>6.1}% {:>8} {:>8}",
+            "{:<28} {:<12} {:>7} {:>8} {:>7} {:>6.1}% {:>8} {:>8} {:>8} {:>9}",
             g.model,
             g.language,
             g.shown,
@@ -89,9 +98,16 @@ pub fn run(args: StatsArgs) -> Result<()> {
             g.partially_accepted,
             g.acceptance_rate * 100.0,
             ms(g.latency_p50_ms),
-            ms(g.latency_p95_ms)
+            ms(g.latency_p95_ms),
+            ms(g.rank_p50_ms),
+            format!("{}/{}", g.passed_examples, g.ranked_by_examples)
         )?;
     }
+    writeln!(
+        out,
+        "RANK P50: ranking time of shown suggestions; EXAMPLES: shown suggestions that passed all \
+         their docstring's examples / those ranked with examples run"
+    )?;
     if n_bad > 0 {
         writeln!(out, "({n_bad} unreadable lines skipped)")?;
     }

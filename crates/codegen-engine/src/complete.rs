@@ -529,7 +529,13 @@ pub fn generate_candidates(
         let last_line = complete_lines.rsplit('\n').next().unwrap_or("");
         let kept = finish_text(req, prompt, complete_lines);
         n_lines[idx] += 1;
-        let stalled = n_lines[idx] > 1 && !last_line.trim().is_empty() && kept == last_kept[idx];
+        // A line of closers only (`}`, `)`) may be what post-processing had
+        // already added to balance the text: that is not a stall.
+        let only_closers = last_line
+            .trim()
+            .chars()
+            .all(|c| matches!(c, ')' | ']' | '}' | ';' | ','));
+        let stalled = n_lines[idx] > 1 && !only_closers && kept == last_kept[idx];
         last_kept[idx] = kept;
         stalled
     };

@@ -254,6 +254,7 @@ fn last_ranking_json(outcome: &RankedCompletion) -> serde_json::Value {
         "ms": outcome.rank.secs * 1000.0,
         "samples": outcome.samples.len(),
         "candidates": outcome.suggestions.len(),
+        "order": outcome.suggestions.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
         "ranExamples": outcome.rank.ran_code,
         "examplesPending": outcome.rank.code_pending,
         "notes": outcome.rank.notes,

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use crate::settings::{Rank, Settings};
-use crate::telemetry::{percentile, summarize, EventKind, TelemetryEvent};
+use crate::telemetry::{percentile, summarize, EventKind, RankRecord, TelemetryEvent};
 
 /// LSP settings become the engine's settings in one place.
 #[test]
@@ -105,6 +105,37 @@ fn stats_group_by_model_and_language_within_the_window() {
     assert_eq!(recent.len(), 1);
     assert_eq!(recent[0].shown, 2);
     assert_eq!(percentile(&[], 50.0), None);
+    assert_eq!(a.rank_p50_ms, None);
+}
+
+#[test]
+fn stats_report_ranking_time_and_examples() {
+    let ranked = |ms: f64, ran: bool, passed: usize, total: usize| TelemetryEvent {
+        rank: Some(RankRecord {
+            policy: "combined".into(),
+            ms,
+            candidates: 2,
+            ran_examples: ran,
+            examples_passed: passed,
+            examples_total: total,
+            syntax_delta: Some(0),
+            mean_logprob: -0.2,
+        }),
+        ..event(EventKind::Shown, "a", Some(100.0), 1)
+    };
+    let events = vec![
+        ranked(2.0, false, 0, 0),
+        ranked(40.0, true, 2, 2),
+        ranked(60.0, true, 1, 2),
+    ];
+    let stats = summarize(&events, None);
+    assert_eq!(stats[0].rank_p50_ms, Some(40.0));
+    assert_eq!(stats[0].rank_p95_ms, Some(60.0));
+    assert_eq!((stats[0].ranked_by_examples, stats[0].passed_examples), (2, 1));
+    // The record survives the JSONL round trip.
+    let line = serde_json::to_string(&events[1]).unwrap();
+    let back: TelemetryEvent = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, events[1]);
 }
 
 #[test]

@@ -365,6 +365,47 @@ async fn inline_items_carry_text_range_and_command_and_acceptance_is_recorded() 
     assert!(lsp.shutdown_and_exit().await.shutdown_requested);
 }
 
+/// Several candidates come back in the engine's order (the server never
+/// reorders them), and how they were ranked shows in engineStats and in
+/// telemetry.
+#[tokio::test]
+async fn inline_items_come_in_the_engines_ranked_order() {
+    let mut lsp = Lsp::start();
+    lsp.initialize_with(&["utf-16"], json!({"n": 4, "temperature": 1.5, "maxTokens": 6}))
+        .await;
+    let source = "def add(a, b):\n    \"\"\"\n    >>> add(2, 3)\n    5\n    \"\"\"\n    return \n";
+    lsp.open(URI, source).await;
+    let response = lsp.inline(URI, 5, 11).await;
+    let items = response["result"]["items"].as_array().unwrap().clone();
+    let stats = lsp.call("codegen/engineStats", Value::Null).await["result"].clone();
+    let last = &stats["lastRanking"];
+    assert_eq!(last["policy"], json!("combined"), "{stats}");
+    assert_eq!(last["samples"], json!(4), "{stats}");
+    let order: Vec<String> = last["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("    return {}", t.as_str().unwrap()))
+        .collect();
+    let shown: Vec<String> = items
+        .iter()
+        .map(|i| i["insertText"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(shown, order, "{response}");
+    assert_eq!(stats["ranked"], json!(1), "{stats}");
+    assert!(stats["rankMsTotal"].as_f64().is_some(), "{stats}");
+    if !items.is_empty() {
+        let events = lsp.telemetry();
+        assert_eq!(events[0]["rank"]["policy"], json!("combined"), "{events:?}");
+        assert_eq!(
+            events[0]["rank"]["candidates"],
+            json!(items.len()),
+            "{events:?}"
+        );
+    }
+    assert!(lsp.shutdown_and_exit().await.shutdown_requested);
+}
+
 #[tokio::test]
 async fn completion_fallback_offers_the_first_line() {
     let mut lsp = Lsp::start();
