@@ -376,23 +376,37 @@ impl<'a> Ctx<'a> {
         };
         let mut depth = 0i64;
         let mut seen_code = false;
+        // Python: the first line of code opens a block (ends with `:`).
+        let mut opens_block = false;
         let mut end = lines.len();
         for (i, line) in lines.iter().enumerate() {
             let trimmed = line.trim();
-            if seen_code && depth <= 0 && !trimmed.is_empty() {
+            if !trimmed.is_empty() {
                 let ind = if i == 0 {
                     self.base_indent
                 } else {
                     indent_width(leading_ws(line), self.tab_width)
                 };
                 let closer = trimmed.starts_with([')', ']', '}']);
-                if header_only || (ind <= self.base_indent && !closer) {
+                // Out of the cursor's block (even before any code).
+                let dedented = i > 0 && ind < self.base_indent && !closer;
+                let python_simple = self.lang.uses_indentation_blocks() && !opens_block;
+                let done = seen_code
+                    && depth <= 0
+                    && (header_only
+                        || python_simple
+                        || (ind <= self.base_indent && !closer));
+                if dedented || done {
                     end = i;
                     break;
                 }
             }
             if trimmed.is_empty() || trimmed.starts_with(comment) {
                 continue;
+            }
+            if !seen_code {
+                let code = trimmed.split(" #").next().unwrap_or(trimmed).trim_end();
+                opens_block = code.ends_with(':');
             }
             seen_code = true;
             for (_, c) in scan(line, self.lang).brackets {

@@ -1111,6 +1111,32 @@ fn post_python() {
                 return out
         "#]],
     );
+    // A simple statement owns no deeper lines; what leaves the block goes.
+    check_post(
+        Py,
+        "def f(xs):\n    d = {}\n    for x in xs:\n        $0\n        d[x] = t\n    return d\n",
+        "t = xs.count(x)\n            d[x] = t\n",
+        expect![[r#"
+            MultiLine "t = xs.count(x)"
+            def f(xs):
+                d = {}
+                for x in xs:
+                    t = xs.count(x)
+                    d[x] = t
+                return d
+        "#]],
+    );
+    check_post(
+        Py,
+        "def f(s):\n    $0\n    return s\n",
+        "\n# Check the solution\ndef check():\n    pass\n",
+        expect![[r#"
+            MultiLine ""
+            def f(s):
+    
+                return s
+        "#]],
+    );
     // A comment first: the statement after it comes along.
     check_post(
         Py,
