@@ -10,8 +10,8 @@ use std::sync::Arc;
 use codegen_engine::{Engine, EngineConfig, LoadedModel};
 use codegen_eval::run::{engine_ranked_pass_at_1, generate_humaneval, HumanEvalRun, Sampling};
 use codegen_eval::{
-    evaluate_with_progress, load_problems, read_samples, results_path, task_records,
-    write_results, write_run_outputs, EvalConfig, Problem, PromptFormat, RunReport, RunSettings,
+    evaluate_with_progress, load_problems, read_samples, results_path, task_records, write_results,
+    write_run_outputs, EvalConfig, Problem, PromptFormat, RunReport, RunSettings,
 };
 use codegen_model::DeviceKind;
 use codegen_sandbox::{Isolation, Sandbox, SandboxConfig};
@@ -99,6 +99,20 @@ pub(crate) fn bar(total: u64, what: &str) -> ProgressBar {
     bar.set_message(what.to_string());
     bar.enable_steady_tick(Duration::from_millis(500));
     bar
+}
+
+/// `DIR/samples.jsonl` of a run, after making `DIR`; an existing one is
+/// an error unless the run resumes.
+pub(crate) fn samples_file(out: &std::path::Path, resume: bool) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let samples_path = out.join("samples.jsonl");
+    if samples_path.exists() && !resume {
+        bail!(
+            "{} exists: pass --resume to continue that run, or choose another --out",
+            samples_path.display()
+        );
+    }
+    Ok(samples_path)
 }
 
 pub(crate) fn sandbox(args: &EvalArgs) -> Result<Sandbox> {
@@ -191,15 +205,7 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
     engine.set_model(Some(Arc::new(model)));
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let samples_path = args.out.join("samples.jsonl");
-    if samples_path.exists() && !args.resume {
-        bail!(
-            "{} exists: pass --resume to continue that run, or choose another --out",
-            samples_path.display()
-        );
-    }
+    let samples_path = samples_file(&args.out, args.resume)?;
     let n = args.sampling.n.max(1);
     let temperature = args
         .sampling
@@ -351,7 +357,8 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             summary[format!("pass@{k}")] = serde_json::json!(v);
         }
         if let Some((ranking, _)) = &ranking {
-            summary["ranked_pass@1"] = serde_json::json!(engine_ranked_pass_at_1(&samples, &report));
+            summary["ranked_pass@1"] =
+                serde_json::json!(engine_ranked_pass_at_1(&samples, &report));
             if let Some(combined) = ranking.policy("combined") {
                 summary["ablation_combined_pass@1"] = serde_json::json!(combined.pass_at_1);
             }

@@ -15,7 +15,7 @@ use codegen_eval::run::{evaluate_infill, generate_infill, infill_run_tasks, Infi
 use codegen_model::DeviceKind;
 use codegen_store::Store;
 
-use crate::bench_eval::{bar, eval_config, problems_path, sandbox, EvalArgs};
+use crate::bench_eval::{bar, eval_config, problems_path, samples_file, sandbox, EvalArgs};
 use crate::input::resolve_model;
 use crate::{ModelArgs, SamplingArgs};
 
@@ -34,7 +34,11 @@ pub struct InfillArgs {
     /// Modes, comma separated: single-line (1,033 tasks), multi-line (5,815:
     /// spans of consecutive lines as in HumanEval-MultiLineInfilling),
     /// random-span (1,640 seeded character spans).
-    #[arg(long, value_delimiter = ',', default_value = "single-line,multi-line,random-span")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "single-line,multi-line,random-span"
+    )]
     pub mode: Vec<String>,
     /// Tasks per mode: a seeded sample spread over the problems (default: all).
     #[arg(long, conflicts_with = "tasks")]
@@ -63,7 +67,10 @@ pub fn run(args: InfillArgs) -> Result<()> {
     let modes: Vec<InfillMode> = args
         .mode
         .iter()
-        .map(|m| m.parse::<InfillMode>().map_err(|e| anyhow::anyhow!("--mode: {e}")))
+        .map(|m| {
+            m.parse::<InfillMode>()
+                .map_err(|e| anyhow::anyhow!("--mode: {e}"))
+        })
         .collect::<Result<_>>()?;
     if modes.is_empty() {
         bail!("--mode: no mode given");
@@ -76,15 +83,7 @@ pub fn run(args: InfillArgs) -> Result<()> {
     let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
     let model = LoadedModel::load(&name, &path, &device)
         .with_context(|| format!("cannot load {}", path.display()))?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let samples_path = args.out.join("samples.jsonl");
-    if samples_path.exists() && !args.resume {
-        bail!(
-            "{} exists: pass --resume to continue that run, or choose another --out",
-            samples_path.display()
-        );
-    }
+    let samples_path = samples_file(&args.out, args.resume)?;
     let n = if args.rank { args.sampling.n.max(1) } else { 1 };
     let temperature = args.sampling.temperature.unwrap_or(0.8);
     let mut policies = vec!["greedy".to_string()];
@@ -119,7 +118,9 @@ pub fn run(args: InfillArgs) -> Result<()> {
     engine.set_model(Some(Arc::new(model)));
     let wall = Instant::now();
     let progress = bar((tasks.len() * policies.len()) as u64, "generating");
-    generate_infill(&run, &tasks, &engine, &|done, _| progress.set_position(done as u64))?;
+    generate_infill(&run, &tasks, &engine, &|done, _| {
+        progress.set_position(done as u64)
+    })?;
     progress.finish_and_clear();
     drop(engine);
 
@@ -181,10 +182,7 @@ pub fn run(args: InfillArgs) -> Result<()> {
         outputs.chart_svg.display()
     );
     if args.eval.json {
-        println!(
-            "{}",
-            codegen_eval::infill::infill_results_json(&report)
-        );
+        println!("{}", codegen_eval::infill::infill_results_json(&report));
     } else {
         for row in &report.rows {
             println!(

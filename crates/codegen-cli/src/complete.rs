@@ -110,7 +110,10 @@ pub fn run(args: CompleteArgs) -> Result<()> {
             .suggestions
             .iter()
             .map(|c| {
-                let first = c.sample_indices.first().and_then(|&i| completion.samples.get(i));
+                let first = c
+                    .sample_indices
+                    .first()
+                    .and_then(|&i| completion.samples.get(i));
                 serde_json::json!({
                     "text": c.text,
                     "raw": first.map(|s| s.raw.as_str()),

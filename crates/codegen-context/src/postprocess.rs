@@ -393,9 +393,7 @@ impl<'a> Ctx<'a> {
                 let python_simple = self.lang.uses_indentation_blocks() && !opens_block;
                 let done = seen_code
                     && depth <= 0
-                    && (header_only
-                        || python_simple
-                        || (ind <= self.base_indent && !closer));
+                    && (header_only || python_simple || (ind <= self.base_indent && !closer));
                 if dedented || done {
                     end = i;
                     break;

@@ -122,7 +122,11 @@ fn check_snippets(f: &str, neighbours: &[(&str, &str)], expect: Expect) {
     for s in &p.snippets {
         out.push_str(&format!("score {:.2}\n", s.score));
     }
-    out.push_str(&render_repo_context(&p.snippets, "app/main.py", "<|file_sep|>"));
+    out.push_str(&render_repo_context(
+        &p.snippets,
+        "app/main.py",
+        "<|file_sep|>",
+    ));
     expect.assert_eq(&out);
 }
 

@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use codegen_context::{build_prompt, postprocess, CompletionMode, Neighbour, PromptConfig, TokenCounter};
+use codegen_context::{
+    build_prompt, postprocess, CompletionMode, Neighbour, PromptConfig, TokenCounter,
+};
 use codegen_model::{
     generate, generate_batch_with, FinishReason, GenerateConfig, PromptPiece, SamplingConfig,
     Session, Tokenizer,
@@ -137,7 +139,11 @@ impl Default for CompletionSettings {
 
 impl CompletionSettings {
     /// One generation config per sample (seeds `seed`, `seed + 1`, ...).
-    pub fn generate_configs(&self, tokenizer: &Tokenizer, stop_strings: &[String]) -> Vec<GenerateConfig> {
+    pub fn generate_configs(
+        &self,
+        tokenizer: &Tokenizer,
+        stop_strings: &[String],
+    ) -> Vec<GenerateConfig> {
         (0..self.n.max(1))
             .map(|sample_idx| GenerateConfig {
                 max_tokens: self.max_tokens,
@@ -445,11 +451,20 @@ pub fn build_prompt_tokens(
             pieces.push(PromptPiece::Text(format!("{}\n", req.path)));
         }
         if fim {
-            pieces.push(PromptPiece::Token(need(special.fim_prefix, "<|fim_prefix|>")?));
+            pieces.push(PromptPiece::Token(need(
+                special.fim_prefix,
+                "<|fim_prefix|>",
+            )?));
             pieces.push(PromptPiece::Text(prefix));
-            pieces.push(PromptPiece::Token(need(special.fim_suffix, "<|fim_suffix|>")?));
+            pieces.push(PromptPiece::Token(need(
+                special.fim_suffix,
+                "<|fim_suffix|>",
+            )?));
             pieces.push(PromptPiece::Text(suffix));
-            pieces.push(PromptPiece::Token(need(special.fim_middle, "<|fim_middle|>")?));
+            pieces.push(PromptPiece::Token(need(
+                special.fim_middle,
+                "<|fim_middle|>",
+            )?));
         } else {
             pieces.push(PromptPiece::Text(prefix));
         }
@@ -510,7 +525,9 @@ pub fn generate_candidates(
     cancel: Option<&AtomicBool>,
 ) -> Result<Generated, EngineError> {
     let tokenizer = &model.tokenizer;
-    let configs = req.settings.generate_configs(tokenizer, &prompt.stop_strings);
+    let configs = req
+        .settings
+        .generate_configs(tokenizer, &prompt.stop_strings);
     let n = configs.len();
     // Stop a sample as soon as its block is done: post-processing of the
     // text so far stops growing when a new line falls outside the block.

@@ -4,7 +4,6 @@
 use codegen_context::position::clamp_offset;
 use codegen_context::{Language, ParsedDocument};
 
-
 /// A document's text, kept parsed where the language allows. Cheap to
 /// snapshot behind an `Arc`: editors keep one and clone on write.
 #[derive(Debug, Clone)]

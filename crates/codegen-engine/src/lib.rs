@@ -47,8 +47,8 @@ pub enum EngineError {
 }
 
 #[cfg(test)]
+mod ranking_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod worker_tests;
-#[cfg(test)]
-mod ranking_tests;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use codegen_context::{cursor_scope, Language, ParsedDocument};
 use codegen_rank::{
-    analyze_many_cached, merge_candidates, order, Analysis, Features, RankConfig, RankMode,
-    RankRequest, RankedCandidate, RawCandidate, RunCache,
+    analysis_without_code, analyze_many_cached, order, RankConfig, RankMode, RankRequest,
+    RankedCandidate, RawCandidate, RunCache,
 };
 use codegen_sandbox::{Isolation, Sandbox, SandboxConfig};
 
@@ -115,7 +115,7 @@ impl Ranker {
         let mut outcome = match &*req.doc {
             Document::Parsed(doc) => self.rank_parsed(req, doc, raw, &cfg, settings.examples),
             Document::Plain(_) => RankOutcome {
-                suggestions: order(&plain_analysis(&raw), &cfg),
+                suggestions: order(&analysis_without_code(&raw), &cfg),
                 ..RankOutcome::default()
             },
         };
@@ -153,7 +153,16 @@ impl Ranker {
             match self.sandbox() {
                 Ok(sandbox) => Some(sandbox),
                 Err(note) => {
-                    let mut outcome = analyze_one(doc, req.cursor, &raw, &function_name, cfg, no_code, None, None);
+                    let mut outcome = analyze_one(
+                        doc,
+                        req.cursor,
+                        &raw,
+                        &function_name,
+                        cfg,
+                        no_code,
+                        None,
+                        None,
+                    );
                     outcome.notes.push(note);
                     return outcome;
                 }
@@ -174,8 +183,16 @@ impl Ranker {
             ),
             (Some(sandbox), ExampleRuns::WithinBudget(budget)) => {
                 if self.in_flight.swap(true, Ordering::AcqRel) {
-                    let mut outcome =
-                        analyze_one(doc, req.cursor, &raw, &function_name, cfg, no_code, None, None);
+                    let mut outcome = analyze_one(
+                        doc,
+                        req.cursor,
+                        &raw,
+                        &function_name,
+                        cfg,
+                        no_code,
+                        None,
+                        None,
+                    );
                     outcome
                         .notes
                         .push("examples not run: an earlier run is still going".into());
@@ -213,8 +230,16 @@ impl Ranker {
                 match rx.recv_timeout(budget) {
                     Ok(outcome) => outcome,
                     Err(_) => {
-                        let mut outcome =
-                            analyze_one(doc, req.cursor, &raw, &function_name, cfg, no_code, None, None);
+                        let mut outcome = analyze_one(
+                            doc,
+                            req.cursor,
+                            &raw,
+                            &function_name,
+                            cfg,
+                            no_code,
+                            None,
+                            None,
+                        );
                         outcome.code_pending = true;
                         outcome.notes.push(format!(
                             "examples still running after {} ms (cached for the next request)",
@@ -224,7 +249,16 @@ impl Ranker {
                     }
                 }
             }
-            _ => analyze_one(doc, req.cursor, &raw, &function_name, cfg, no_code, None, None),
+            _ => analyze_one(
+                doc,
+                req.cursor,
+                &raw,
+                &function_name,
+                cfg,
+                no_code,
+                None,
+                None,
+            ),
         }
     }
 }
@@ -248,33 +282,13 @@ fn analyze_one(
     };
     let analysis = analyze_many_cached(&[request], cfg, mode, sandbox, cache)
         .pop()
-        .unwrap_or_else(|| plain_analysis(raw));
+        .unwrap_or_else(|| analysis_without_code(raw));
     RankOutcome {
         suggestions: order(&analysis, cfg),
         ran_code: analysis.ran_code,
         n_examples: analysis.n_valid_examples(),
         notes: analysis.notes.clone(),
         ..RankOutcome::default()
-    }
-}
-
-/// Candidates with only their log-probabilities (no syntax, no code).
-fn plain_analysis(raw: &[RawCandidate]) -> Analysis {
-    let candidates = merge_candidates(raw);
-    Analysis {
-        features: candidates
-            .iter()
-            .map(|c| Features {
-                mean_logprob: c.mean_logprob,
-                ..Features::default()
-            })
-            .collect(),
-        candidates,
-        examples: Vec::new(),
-        valid_examples: Vec::new(),
-        probes: Vec::new(),
-        ran_code: false,
-        notes: Vec::new(),
     }
 }
 

@@ -10,7 +10,8 @@ use codegen_sandbox::SandboxConfig;
 
 use crate::*;
 
-const ADD: &str = "def add(a, b):\n    \"\"\"Add two numbers.\n\n    >>> add(2, 3)\n    5\n    \"\"\"\n    ";
+const ADD: &str =
+    "def add(a, b):\n    \"\"\"Add two numbers.\n\n    >>> add(2, 3)\n    5\n    \"\"\"\n    ";
 
 fn sample(text: &str, mean_logprob: f32) -> Sample {
     Sample {
@@ -39,16 +40,17 @@ fn samples() -> Vec<Sample> {
 }
 
 fn texts(outcome: &RankOutcome) -> Vec<&str> {
-    outcome.suggestions.iter().map(|s| s.text.as_str()).collect()
+    outcome
+        .suggestions
+        .iter()
+        .map(|s| s.text.as_str())
+        .collect()
 }
 
 #[test]
 fn policies_order_the_same_samples_differently() {
     let ranker = Ranker::new(Some(SandboxConfig::default()));
-    let combined = ranker.rank(
-        &request(ADD, RankSettings::default()),
-        &samples(),
-        );
+    let combined = ranker.rank(&request(ADD, RankSettings::default()), &samples());
     assert!(combined.ran_code, "{:?}", combined.notes);
     assert_eq!(combined.n_examples, 1);
     assert_eq!(texts(&combined), ["return a + b", "return a - b"]);

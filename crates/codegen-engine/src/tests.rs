@@ -132,7 +132,10 @@ fn n_candidates_share_one_prefill_and_the_session_keeps_the_prompt() {
         .all(|c| c.n_tokens > 0 && c.mean_logprob <= 0.0));
     // Same request again: everything but the last prompt token is reused.
     let second = complete(&m, &mut session, &req);
-    let n_prompt = build_prompt_tokens(&m.tokenizer, &req).unwrap().tokens.len();
+    let n_prompt = build_prompt_tokens(&m.tokenizer, &req)
+        .unwrap()
+        .tokens
+        .len();
     assert_eq!(second.n_reused_tokens, n_prompt - 1);
     let same: Vec<_> = first.samples.iter().map(|c| &c.raw).collect();
     let again: Vec<_> = second.samples.iter().map(|c| &c.raw).collect();

@@ -107,10 +107,7 @@ fn a_newer_job_for_the_same_key_cancels_the_older() {
         let text = format!("{}x = {idx}\ny = ", "z = z + 1  # step\n".repeat(40));
         worker.submit(
             job("same.py", &text, 400),
-            Box::new(move |r| {
-                tx.send((idx, r.map(|o| o.n_generated_tokens)))
-                    .unwrap()
-            }),
+            Box::new(move |r| tx.send((idx, r.map(|o| o.n_generated_tokens))).unwrap()),
         );
     }
     let mut results: Vec<_> = (0..n_jobs)

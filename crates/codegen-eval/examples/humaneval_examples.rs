@@ -6,8 +6,8 @@
 //! Validity is decided by the same sandboxed program that ranking runs, with
 //! the prompt itself (no completion) as the module.
 
-use codegen_eval::{load_problems, Sample};
 use codegen_eval::ranking::{normalize_code, rank_humaneval};
+use codegen_eval::{load_problems, Sample};
 use codegen_rank::RankConfig;
 use codegen_sandbox::{Sandbox, SandboxConfig};
 

@@ -882,22 +882,12 @@ pub fn infill_results_json(r: &InfillReport) -> serde_json::Value {
 
 /// Writes `DIR/report.md`, `DIR/results.json` and `DIR/chart.svg`.
 pub fn write_infill_outputs(dir: &Path, r: &InfillReport) -> Result<RunOutputs, EvalError> {
-    std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
-    let outputs = RunOutputs {
-        results_json: dir.join("results.json"),
-        report_md: dir.join("report.md"),
-        chart_svg: dir.join("chart.svg"),
-    };
-    let json = serde_json::to_string_pretty(&infill_results_json(r))
-        .map_err(|e| EvalError::InvalidConfig(format!("serializing results: {e}")))?;
-    for (path, text) in [
-        (&outputs.results_json, json + "\n"),
-        (&outputs.report_md, infill_report_markdown(r)),
-        (&outputs.chart_svg, infill_chart_svg(r)),
-    ] {
-        std::fs::write(path, text).map_err(|e| EvalError::io(path, e))?;
-    }
-    Ok(outputs)
+    crate::report::write_outputs(
+        dir,
+        &infill_results_json(r),
+        infill_report_markdown(r),
+        infill_chart_svg(r),
+    )
 }
 
 #[cfg(test)]

@@ -145,12 +145,13 @@ pub fn rank_humaneval(
         .collect();
     let mut per_task: Vec<Vec<usize>> = vec![Vec::new(); problems.len()];
     for (idx, sample) in samples.iter().enumerate() {
-        let &task = by_id
-            .get(sample.task_id.as_str())
-            .ok_or_else(|| RankingError::UnknownTask {
-                task_id: sample.task_id.clone(),
-                sample_index: idx,
-            })?;
+        let &task =
+            by_id
+                .get(sample.task_id.as_str())
+                .ok_or_else(|| RankingError::UnknownTask {
+                    task_id: sample.task_id.clone(),
+                    sample_index: idx,
+                })?;
         per_task[task].push(idx);
     }
     let attempted: Vec<usize> = (0..problems.len())

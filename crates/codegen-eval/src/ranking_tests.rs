@@ -100,7 +100,8 @@ fn humaneval_policies_overlap_and_ranked_samples() {
     let table = ablation_markdown(&result);
     assert!(table.contains("| combined | 1.000 |"), "{table}");
 
-    let dir = std::env::temp_dir().join(format!("codegen-eval-ranking-test-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("codegen-eval-ranking-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let path = dir.join("ranked_samples.jsonl");
     write_ranked_samples(&path, &samples, &combined.chosen).unwrap_or_else(|e| panic!("{e}"));
@@ -127,4 +128,3 @@ fn humaneval_policies_overlap_and_ranked_samples() {
 fn normalized_code_ignores_spaces_and_quote_style() {
     assert_eq!(normalize_code("f( \"a\",\n 1 )"), "f('a',1)");
 }
-

@@ -451,19 +451,33 @@ pub fn write_run_outputs(
     dir: impl AsRef<Path>,
     report: &RunReport,
 ) -> Result<RunOutputs, EvalError> {
-    let dir = dir.as_ref();
+    write_outputs(
+        dir.as_ref(),
+        &results_json(report),
+        report_markdown(report),
+        chart_svg(report),
+    )
+}
+
+/// Writes a run's `results.json`, `report.md` and `chart.svg` into `dir`.
+pub(crate) fn write_outputs(
+    dir: &Path,
+    results: &serde_json::Value,
+    markdown: String,
+    chart: String,
+) -> Result<RunOutputs, EvalError> {
     std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
     let outputs = RunOutputs {
         results_json: dir.join("results.json"),
         report_md: dir.join("report.md"),
         chart_svg: dir.join("chart.svg"),
     };
-    let json = serde_json::to_string_pretty(&results_json(report))
+    let json = serde_json::to_string_pretty(results)
         .map_err(|e| EvalError::InvalidConfig(format!("serializing results: {e}")))?;
     for (path, text) in [
         (&outputs.results_json, json + "\n"),
-        (&outputs.report_md, report_markdown(report)),
-        (&outputs.chart_svg, chart_svg(report)),
+        (&outputs.report_md, markdown),
+        (&outputs.chart_svg, chart),
     ] {
         std::fs::write(path, text).map_err(|e| EvalError::io(path, e))?;
     }

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use codegen_context::Language;
 use codegen_engine::{
-    CompletionRequest, CompletionSettings, Document, Engine, ExampleRuns, JobError, PromptFormat as
-    EnginePrompt, RankPolicy, RankSettings, RankedCompletion,
+    CompletionRequest, CompletionSettings, Document, Engine, ExampleRuns, JobError,
+    PromptFormat as EnginePrompt, RankPolicy, RankSettings, RankedCompletion,
 };
 use codegen_sandbox::Sandbox;
 
@@ -91,7 +91,10 @@ pub fn generate_humaneval(
             continue;
         }
         let first = n - remaining;
-        let doc = Arc::new(Document::new(problem.prompt.clone(), Some(Language::Python)));
+        let doc = Arc::new(Document::new(
+            problem.prompt.clone(),
+            Some(Language::Python),
+        ));
         let request = CompletionRequest {
             key: "humaneval".into(),
             cursor: problem.prompt.len(),
@@ -146,10 +149,14 @@ pub fn generate_humaneval(
             .iter()
             .zip(positions)
             .map(|(s, position)| {
-                let mut sample = Sample::new(problem.task_id.clone(), run.format.completion(&s.text));
+                let mut sample =
+                    Sample::new(problem.task_id.clone(), run.format.completion(&s.text));
                 sample.set_extra(GENERATION_SECONDS_KEY, JsonValue::Float(seconds));
                 sample.set_extra(TOKENS_KEY, JsonValue::Int((s.n_tokens as i64).into()));
-                sample.set_extra(MEAN_LOGPROB_KEY, JsonValue::Float(f64::from(s.mean_logprob)));
+                sample.set_extra(
+                    MEAN_LOGPROB_KEY,
+                    JsonValue::Float(f64::from(s.mean_logprob)),
+                );
                 if run.rank {
                     sample.set_extra(RANK_POSITION_KEY, JsonValue::Int(position.into()));
                 }
@@ -253,7 +260,11 @@ pub struct InfillRun {
 pub fn infill_run_tasks(run: &InfillRun, problems: &[Problem]) -> Vec<InfillTask> {
     let mut all = Vec::new();
     for mode in &run.modes {
-        let limit = if run.task_ids.is_empty() { run.limit } else { None };
+        let limit = if run.task_ids.is_empty() {
+            run.limit
+        } else {
+            None
+        };
         all.extend(infill_tasks(problems, *mode, limit, run.task_seed));
     }
     if !run.task_ids.is_empty() {

@@ -175,11 +175,7 @@ pub(crate) async fn suggest(
     let rank = rank_record(&outcome);
     *lock(&state.last_ranking) = Some(last_ranking_json(&outcome));
     // In the engine's order: cycling shows the next best.
-    let texts: Vec<String> = outcome
-        .suggestions
-        .iter()
-        .map(|s| s.text.clone())
-        .collect();
+    let texts: Vec<String> = outcome.suggestions.iter().map(|s| s.text.clone()).collect();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     *lock(&state.last_latency_ms) = Some(latency_ms);
     let language = language_of(&language_id, "")

@@ -11,7 +11,10 @@ fn settings_translate_once_into_engine_settings() {
     // Several candidates at temperature 0: the first greedy, the rest sampled.
     assert_eq!(defaults.n, crate::settings::DEFAULT_N);
     assert!(defaults.first_greedy);
-    assert_eq!(defaults.temperature, crate::settings::EXTRA_SAMPLE_TEMPERATURE);
+    assert_eq!(
+        defaults.temperature,
+        crate::settings::EXTRA_SAMPLE_TEMPERATURE
+    );
     assert_eq!(defaults.rank.policy, RankPolicy::Combined);
     assert_eq!(
         defaults.rank.examples,
@@ -131,7 +134,10 @@ fn stats_report_ranking_time_and_examples() {
     let stats = summarize(&events, None);
     assert_eq!(stats[0].rank_p50_ms, Some(40.0));
     assert_eq!(stats[0].rank_p95_ms, Some(60.0));
-    assert_eq!((stats[0].ranked_by_examples, stats[0].passed_examples), (2, 1));
+    assert_eq!(
+        (stats[0].ranked_by_examples, stats[0].passed_examples),
+        (2, 1)
+    );
     // The record survives the JSONL round trip.
     let line = serde_json::to_string(&events[1]).unwrap();
     let back: TelemetryEvent = serde_json::from_str(&line).unwrap();

@@ -371,8 +371,11 @@ async fn inline_items_carry_text_range_and_command_and_acceptance_is_recorded() 
 #[tokio::test]
 async fn inline_items_come_in_the_engines_ranked_order() {
     let mut lsp = Lsp::start();
-    lsp.initialize_with(&["utf-16"], json!({"n": 4, "temperature": 1.5, "maxTokens": 6}))
-        .await;
+    lsp.initialize_with(
+        &["utf-16"],
+        json!({"n": 4, "temperature": 1.5, "maxTokens": 6}),
+    )
+    .await;
     let source = "def add(a, b):\n    \"\"\"\n    >>> add(2, 3)\n    5\n    \"\"\"\n    return \n";
     lsp.open(URI, source).await;
     let response = lsp.inline(URI, 5, 11).await;

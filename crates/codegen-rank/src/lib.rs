@@ -98,9 +98,10 @@ pub use examples::{
 };
 pub use harness::{HarnessLimits, TAG as HARNESS_TAG};
 pub use rank::{
-    agreement, analyze, analyze_many, analyze_many_cached, may_run_code, merge_candidates, normalize_candidate, order,
-    rank, score, splitmix, Analysis, Candidate, Features, RankConfig, RankMode, RankRequest, RankedCandidate,
-    Ranking, RawCandidate, RunCache, Weights,
+    agreement, analysis_without_code, analyze, analyze_many, analyze_many_cached, may_run_code,
+    merge_candidates, normalize_candidate, order, rank, score, splitmix, Analysis, Candidate,
+    Features, RankConfig, RankMode, RankRequest, RankedCandidate, Ranking, RawCandidate, RunCache,
+    Weights,
 };
 
 #[cfg(test)]

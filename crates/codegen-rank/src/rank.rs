@@ -366,6 +366,12 @@ pub fn analyze(
         .unwrap_or_else(|| empty_analysis(Vec::new()))
 }
 
+/// The analysis of samples when nothing is checked: merged candidates with
+/// their log-probabilities only (plain text, languages without a parser).
+pub fn analysis_without_code(raw: &[RawCandidate]) -> Analysis {
+    empty_analysis(merge_candidates(raw))
+}
+
 fn empty_analysis(candidates: Vec<Candidate>) -> Analysis {
     Analysis {
         features: candidates
@@ -488,9 +494,10 @@ pub fn analyze_many_cached(
         } else if !has_examples {
             analysis.notes.push("no examples in the docstring".into());
         } else if !allowed {
-            analysis
-                .notes
-                .push("code not run: inline mode, no function at the cursor or over the time budget".into());
+            analysis.notes.push(
+                "code not run: inline mode, no function at the cursor or over the time budget"
+                    .into(),
+            );
         } else if sandbox.is_none() {
             analysis.notes.push("code not run: no sandbox".into());
         } else {
