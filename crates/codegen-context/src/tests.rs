@@ -1130,17 +1130,6 @@ fn post_python() {
                 return d
         "#]],
     );
-    check_post(
-        Py,
-        "def f(s):\n    $0\n    return s\n",
-        "\n# Check the solution\ndef check():\n    pass\n",
-        expect![[r#"
-            MultiLine ""
-            def f(s):
-    
-                return s
-        "#]],
-    );
     // A comment first: the statement after it comes along.
     check_post(
         Py,
@@ -2457,4 +2446,15 @@ fn scope_while_typing_broken_code() {
             let _ = cursor_scope(&doc, cursor);
         }
     }
+}
+
+/// A completion that leaves the cursor's block before writing any code (a
+/// test harness after a blank line) suggests nothing.
+#[test]
+fn post_python_nothing_when_the_completion_leaves_the_block_first() {
+    let text = "def f(s):\n    \n    return s\n";
+    let doc = ParsedDocument::new(text.to_string(), Language::Python);
+    let cursor = text.find("    \n").unwrap() + 4;
+    let raw = "\n# Check the solution\ndef check():\n    pass\n";
+    assert_eq!(postprocess(&doc, cursor, raw, CompletionMode::MultiLine), "");
 }
