@@ -2456,5 +2456,8 @@ fn post_python_nothing_when_the_completion_leaves_the_block_first() {
     let doc = ParsedDocument::new(text.to_string(), Language::Python);
     let cursor = text.find("    \n").unwrap() + 4;
     let raw = "\n# Check the solution\ndef check():\n    pass\n";
-    assert_eq!(postprocess(&doc, cursor, raw, CompletionMode::MultiLine), "");
+    assert_eq!(
+        postprocess(&doc, cursor, raw, CompletionMode::MultiLine),
+        ""
+    );
 }
