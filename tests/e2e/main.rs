@@ -2,6 +2,7 @@
 //! Tests marked "real model" use the default model through the same fetch
 //! path and cache as users (`~/.cache/codegen`, or `$CODEGEN_HOME`).
 
+mod bench;
 mod cli;
 mod kernels;
 mod lsp;
