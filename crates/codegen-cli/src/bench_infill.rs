@@ -52,6 +52,9 @@ pub struct InfillArgs {
     /// Generated tokens per suggestion (the editor's default).
     #[arg(long, default_value_t = 128)]
     pub max_tokens: usize,
+    /// Prompt budget after the cursor, in tokens (default: the editor's).
+    #[arg(long)]
+    pub max_suffix_tokens: Option<usize>,
     /// Output folder (samples.jsonl, results.json, report.md, chart.svg).
     #[arg(long, default_value = "infill-run")]
     pub out: PathBuf,
@@ -91,7 +94,11 @@ pub fn run(args: InfillArgs) -> Result<()> {
         policies.push("ranked".to_string());
     }
     // Exactly what the language server asks of the engine by default.
-    let editor = codegen_lsp::Settings::default().completion_settings();
+    let mut lsp_settings = codegen_lsp::Settings::default();
+    if let Some(n) = args.max_suffix_tokens {
+        lsp_settings.max_suffix_tokens = n;
+    }
+    let editor = lsp_settings.completion_settings();
     let run = InfillRun {
         modes: modes.clone(),
         limit: args.limit,
@@ -160,7 +167,10 @@ pub fn run(args: InfillArgs) -> Result<()> {
         ),
         (
             "editor settings".into(),
-            "the language server's defaults (prompt budgets 1,024 tokens before and 64 after the cursor)".into(),
+            format!(
+                "the language server's defaults (prompt budgets {} tokens before and {} after the cursor)",
+                lsp_settings.max_prefix_tokens, lsp_settings.max_suffix_tokens
+            ),
         ),
         ("max tokens".into(), args.max_tokens.to_string()),
         ("seed".into(), args.sampling.seed.to_string()),

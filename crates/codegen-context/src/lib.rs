@@ -52,6 +52,7 @@ pub use prompt::{
 };
 pub use scope::{cursor_scope, CursorPlace, CursorScope, Import, ScopeItem};
 pub use syntax::{syntax_check, SyntaxCheck};
+pub use text::indent_step;
 
 #[cfg(test)]
 mod tests;

@@ -69,6 +69,11 @@ impl IndentStyle {
     }
 }
 
+/// Columns per indentation level of `text` (4 when it cannot tell).
+pub fn indent_step(text: &str) -> usize {
+    detect_indent(text).map_or(4, IndentStyle::width)
+}
+
 /// Detect the indentation style from the lines of `text` (first 2,000 lines at most).
 /// Returns `None` when no line is indented.
 pub(crate) fn detect_indent(text: &str) -> Option<IndentStyle> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codegen_context::{
+    indent_step,
     build_prompt, postprocess, CompletionMode, Neighbour, PromptConfig, TokenCounter,
 };
 use codegen_model::{
@@ -428,7 +429,13 @@ pub fn build_prompt_tokens(
     let mut prefix = prefix;
     let fim = !suffix.trim().is_empty();
     let kept = prefix.trim_end_matches([' ', '\t']).len();
-    let healing = if kept == prefix.len() {
+    // The cursor inside a line's indentation (3 of 4 spaces typed): the
+    // model's leading spaces complete it and are kept.
+    let line_prefix = &text[text[..req.cursor].rfind('\n').map_or(0, |i| i + 1)..req.cursor];
+    let inside_indent = !line_prefix.is_empty()
+        && line_prefix.bytes().all(|b| b == b' ')
+        && line_prefix.len() % indent_step(text) != 0;
+    let healing = if kept == prefix.len() || (fim && inside_indent) {
         Healing::None
     } else if fim {
         Healing::StripLeading
