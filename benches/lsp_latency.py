@@ -163,7 +163,9 @@ def main():
     parser.add_argument("--cold", type=int, default=1, help="first suggestions in fresh documents")
     parser.add_argument("--chars", type=int, default=6000, help="document size before the typed body")
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--n", type=int, default=None, help="candidates per request (server default when unset)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="candidates per request, automatic triggers included (sets n and nAutomatic; "
+                             "server defaults when unset)")
     parser.add_argument("--rank", default=None, help="auto, logprob or none (server default when unset)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -178,7 +180,7 @@ def main():
         "capabilities": {"general": {"positionEncodings": ["utf-16"]}},
         "initializationOptions": dict(
             {"debounceMs": 0, "maxTokens": args.max_tokens},
-            **({"n": args.n} if args.n else {}),
+            **({"n": args.n, "nAutomatic": args.n} if args.n else {}),
             **({"rank": args.rank} if args.rank else {}),
         ),
     })

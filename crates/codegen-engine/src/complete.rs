@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codegen_context::{
-    indent_step,
-    build_prompt, postprocess, CompletionMode, Neighbour, PromptConfig, TokenCounter,
+    build_prompt, indent_step, postprocess, CompletionMode, Neighbour, PromptConfig, TokenCounter,
 };
 use codegen_model::{
     generate, generate_batch_with, FinishReason, GenerateConfig, PromptPiece, SamplingConfig,

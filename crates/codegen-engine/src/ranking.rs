@@ -113,6 +113,12 @@ impl Ranker {
             })
             .collect();
         let mut outcome = match &*req.doc {
+            // One candidate: nothing to order, and nothing worth its cost
+            // on every keystroke.
+            _ if raw.len() <= 1 => RankOutcome {
+                suggestions: order(&analysis_without_code(&raw), &cfg),
+                ..RankOutcome::default()
+            },
             Document::Parsed(doc) => self.rank_parsed(req, doc, raw, &cfg, settings.examples),
             Document::Plain(_) => RankOutcome {
                 suggestions: order(&analysis_without_code(&raw), &cfg),

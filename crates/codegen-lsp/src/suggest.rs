@@ -149,7 +149,7 @@ pub(crate) async fn suggest(
         neighbours,
         format: PromptFormat::Editor,
         function_name: None,
-        settings: settings.completion_settings(),
+        settings: settings.completion_settings_for(trigger == Trigger::Automatic),
     };
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
     let handle = state.engine.submit(

@@ -21,6 +21,16 @@ fn settings_translate_once_into_engine_settings() {
         ExampleRuns::WithinBudget(std::time::Duration::from_millis(250))
     );
     assert_eq!(defaults.prompt.max_suffix_tokens, 64);
+    // While typing: one greedy candidate.
+    let typing = Settings::default().completion_settings_for(true);
+    assert_eq!(
+        (typing.n, typing.first_greedy, typing.temperature),
+        (1, false, 0.0)
+    );
+    let mut few = Settings::default();
+    assert!(few.merge_json(&json!({"n": 3, "nAutomatic": 2})).is_empty());
+    assert_eq!(few.completion_settings_for(true).n, 2);
+    assert_eq!(few.completion_settings_for(false).n, 3);
     let mut settings = Settings::default();
     settings.merge_json(&json!({"n": 1, "rank": "none", "rankBudgetMs": 0, "temperature": 0.3}));
     let one = settings.completion_settings();
