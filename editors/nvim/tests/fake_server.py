@@ -5,7 +5,9 @@ Speaks LSP over stdio. Every message it receives is appended to $FAKE_LSP_LOG (J
 so a test can check what the plugin sent (didChangeConfiguration, executeCommand, ...).
 
 Suggestions: the candidates in CANDIDATES that start with what is typed on the cursor line
-(after the indentation); each item's range starts at the first non-blank of the line.
+(after the indentation); each item's range starts at the first non-blank of the line. Like the
+real server, an automatic request (triggerKind 2) gets at most `nAutomatic` of them (default 1,
+at most `n`), an explicit one (triggerKind 1: the user asked, or cycles) at most `n` (default 4).
 """
 import json
 import os
@@ -24,6 +26,7 @@ LOG = os.environ.get("FAKE_LSP_LOG")
 # inline completion answers with no items, like a server that is still loading.
 LOADING_MS = int(os.environ.get("FAKE_LSP_LOADING_MS") or 0)
 docs = {}
+settings = {}
 next_id = 0
 ready = threading.Event()
 write_lock = threading.Lock()
@@ -100,7 +103,9 @@ def inline_completion(params):
                 "arguments": [{"id": item_id, "kind": "full"}],
             },
         })
-    return {"items": items}
+    n = settings.get("n", 4)
+    explicit = params.get("context", {}).get("triggerKind") == 1
+    return {"items": items[: n if explicit else min(settings.get("nAutomatic", 1), n)]}
 
 
 def main():
@@ -113,6 +118,7 @@ def main():
         method = msg.get("method")
         mid = msg.get("id")
         if method == "initialize":
+            settings.update(msg["params"].get("initializationOptions") or {})
             send({"id": mid, "result": {
                 "capabilities": {
                     "positionEncoding": "utf-16",
@@ -135,6 +141,8 @@ def main():
                 send({"method": "codegen/status", "params": {"state": "ready", "model": "fake-model", "lastLatencyMs": 7}})
 
             threading.Thread(target=finish_loading, daemon=True).start()
+        elif method == "workspace/didChangeConfiguration":
+            settings.update(((msg["params"].get("settings") or {}).get("codegen")) or {})
         elif method == "textDocument/didOpen":
             docs[msg["params"]["textDocument"]["uri"]] = msg["params"]["textDocument"]["text"]
         elif method == "textDocument/didChange":

@@ -70,7 +70,7 @@ return function(H, _)
       init = H.CHILD_HELPERS,
     })
     child:lua([[
-      require('codegen').setup({ cmd = { ..., 'lsp' }, backend = select(2, ...), settings = { n = 3, maxTokens = 64, rank = 'logprob', rankBudgetMs = 0 } })
+      require('codegen').setup({ cmd = { ..., 'lsp' }, backend = select(2, ...), settings = { n = 3, nAutomatic = 1, maxTokens = 64, rank = 'logprob', rankBudgetMs = 0 } })
     ]], fake, backend)
     local file = tmp .. '/sum.py'
     vim.fn.writefile({ 'def total(xs):', '    """Sum of xs."""', '    ' }, file)
@@ -88,6 +88,7 @@ return function(H, _)
       H.truthy(init, 'initialize request')
       local opts = init.params.initializationOptions
       H.eq(3, opts.n, 'n')
+      H.eq(1, opts.nAutomatic, 'nAutomatic')
       H.eq(64, opts.maxTokens, 'maxTokens')
       H.eq('logprob', opts.rank, 'rank')
       H.eq(0, opts.rankBudgetMs, 'rankBudgetMs')
@@ -95,6 +96,7 @@ return function(H, _)
       H.eq(true, opts.enabled, 'enabled')
       H.eq(true, vim.tbl_contains(opts.languages, 'python'), 'python in languages')
       wait_setting(log, 'n', 3) -- Neovim sends `settings` after initialize
+      wait_setting(log, 'nAutomatic', 1)
       wait_setting(log, 'rank', 'logprob')
       wait_setting(log, 'rankBudgetMs', 0)
     end)
@@ -119,7 +121,20 @@ return function(H, _)
       H.eq(true, marks > 0, 'extmarks drawn')
     end)
 
+    local function trigger_kinds()
+      return vim.tbl_map(function(m)
+        return m.params.context.triggerKind
+      end, messages(log, 'textDocument/inlineCompletion'))
+    end
+
+    H.test(name('typing asks automatically (triggerKind 2) and gets nAutomatic candidates'), function()
+      H.eq({}, vim.tbl_filter(function(k) return k ~= 2 end, trigger_kinds()), 'only automatic requests so far')
+      H.eq(true, #trigger_kinds() > 0, 'requests made')
+    end)
+
     H.test(name('next and previous candidate, in the server\'s order'), function()
+      -- One candidate while typing: the first <M-]> asks explicitly (triggerKind 1) for n.
+      local before = #trigger_kinds()
       child:input('<M-]>')
       child:wait('T.suggestion() == "return sum(xs)"', 3000, 'second candidate')
       child:input('<M-]>')
@@ -130,6 +145,8 @@ return function(H, _)
       child:wait('T.suggestion() == "return functools.reduce(operator.add, xs, 0)"', 3000, 'last candidate before the first')
       child:input('<M-]>')
       child:wait('T.suggestion() and vim.startswith(T.suggestion(), "total = 0")', 3000, 'first candidate again')
+      local kinds = vim.list_slice(trigger_kinds(), before + 1)
+      H.eq({ 1 }, kinds, 'one explicit request, then cycling through its items')
     end)
 
     H.test(name('accept line inserts one line and reports a partial acceptance'), function()
@@ -182,6 +199,29 @@ return function(H, _)
       child:wait('vim.api.nvim_get_current_line() ~= "    "', 3000, 'the tab typed')
       H.eq(true, child:lua('return not vim.api.nvim_get_current_line():find("total")'), 'no suggestion accepted')
       child:lua('require("codegen").toggle(true)')
+    end)
+
+    H.test(name('trigger() asks explicitly and shows the best candidate'), function()
+      child:input('<Esc>')
+      child:lua('vim.api.nvim_buf_set_lines(0, 2, -1, false, { "    ret" })')
+      child:cmd('call cursor(3, 8)')
+      child:input('A')
+      child:wait('T.suggestion() == "urn sum(xs)"', 5000, 'the automatic suggestion')
+      local before = #trigger_kinds()
+      child:lua('require("codegen").trigger()')
+      for _ = 1, 100 do
+        if #trigger_kinds() > before then
+          break
+        end
+        vim.wait(30)
+      end
+      H.eq({ 1 }, vim.list_slice(trigger_kinds(), before + 1), 'triggerKind Invoked')
+      child:sleep(300)
+      H.eq('urn sum(xs)', child:lua('return T.suggestion()'), 'the best of the two')
+      child:input('<M-]>')
+      child:wait('T.suggestion() == "urn functools.reduce(operator.add, xs, 0)"', 3000, 'the second, without asking again')
+      H.eq({ 1 }, vim.list_slice(trigger_kinds(), before + 1), 'no other request')
+      child:input('<Esc>')
     end)
 
     H.test(name(':CodegenToggle turns suggestions off and tells the server'), function()

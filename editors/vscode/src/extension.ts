@@ -23,6 +23,7 @@ import { RestartPolicy } from './restart';
 import { resolveServerPath } from './serverPath';
 import { documentSelector, languages, RESTART_SETTINGS, toServerSettings } from './settings';
 import { render, StatusModel } from './status';
+import { lspInlineTriggerKind } from './trigger';
 
 const SECTION = 'codegen';
 
@@ -169,10 +170,16 @@ export class Codegen implements vscode.Disposable {
       middleware: {
         // The server's items come back ranked, best first (`codegen.rank`); they are passed
         // on as they are, so VS Code shows the best one and Alt+] / Alt+[ cycle in rank order.
+        // The trigger kind goes out as LSP numbers it (see trigger.ts): typing gets
+        // `nAutomatic` candidates, a trigger command or Alt+] / Alt+[ gets `n`.
         provideInlineCompletionItems: async (document, position, context, token, next) => {
           if (!this.status.current.enabled) return null;
           const started = Date.now();
-          const result = await next(document, position, context, token);
+          const lspContext = {
+            ...context,
+            triggerKind: lspInlineTriggerKind(context.triggerKind) as number as vscode.InlineCompletionTriggerKind,
+          };
+          const result = await next(document, position, lspContext, token);
           if (!token.isCancellationRequested && result) this.status.latency(Date.now() - started);
           return result;
         },

@@ -9,7 +9,10 @@ export interface ServerSettings {
   threads?: number;
   maxTokens?: number;
   temperature?: number;
+  /** Candidates for explicit requests (invoked, or cycling); the server's default is 4. */
   n?: number;
+  /** Candidates while typing (automatic triggers), at most `n`; the server's default is 1. */
+  nAutomatic?: number;
   rank?: RankPolicy;
   rankBudgetMs?: number;
   debounceMs?: number;
@@ -45,7 +48,7 @@ export const RESTART_SETTINGS = ['serverPath', 'languages'];
 const DEVICES = ['cpu', 'cuda', 'metal'];
 const RANK_POLICIES: RankPolicy[] = ['auto', 'logprob', 'none'];
 
-/** The most candidates the server draws per request (`n` is 1–16). */
+/** The most candidates the server draws per request (`n` and `nAutomatic` are 1–16). */
 export const MAX_N = 16;
 
 function int(value: unknown, min: number): number | undefined {
@@ -95,6 +98,8 @@ export function toServerSettings(read: SettingReader): ServerSettings {
   }
   const n = int(read('n'), 1);
   if (n !== undefined && n <= MAX_N) settings.n = n;
+  const nAutomatic = int(read('nAutomatic'), 1);
+  if (nAutomatic !== undefined && nAutomatic <= MAX_N) settings.nAutomatic = nAutomatic;
   const rank = rankPolicy(read('rank'));
   if (rank !== undefined) settings.rank = rank;
   const rankBudgetMs = int(read('rankBudgetMs'), 0);

@@ -23,6 +23,7 @@ test('activate: starts `SERVER lsp` with the settings and proposed features', as
   settings.set('serverPath', fakeBinary('codegen'));
   settings.set('model', 'qwen2.5-coder-1.5b-instruct');
   settings.set('n', 3);
+  settings.set('nAutomatic', 2);
   settings.set('rank', 'logprob');
   settings.set('rankBudgetMs', 0);
   await activate(context as never);
@@ -34,6 +35,7 @@ test('activate: starts `SERVER lsp` with the settings and proposed features', as
   const init = client.clientOptions.initializationOptions() as Record<string, unknown>;
   assert.equal(init.model, 'qwen2.5-coder-1.5b-instruct');
   assert.equal(init.n, 3);
+  assert.equal(init.nAutomatic, 2);
   assert.equal(init.rank, 'logprob');
   assert.equal(init.rankBudgetMs, 0, '0 (never run the examples) is sent, not dropped');
   assert.equal(init.enabled, true);
@@ -71,7 +73,7 @@ test('a settings change is sent as workspace/didChangeConfiguration', async () =
   assert.equal(calls.clients.length, 1, 'no restart for a plain setting');
 });
 
-test('rank, rankBudgetMs and n changes are sent as workspace/didChangeConfiguration', async () => {
+test('rank, rankBudgetMs, n and nAutomatic changes are sent as workspace/didChangeConfiguration', async () => {
   const last = () => (client.sent.at(-1)!.params as { settings: { codegen: Record<string, unknown> } }).settings.codegen;
   client.sent = [];
   await changeSetting('rank', 'auto');
@@ -85,9 +87,22 @@ test('rank, rankBudgetMs and n changes are sent as workspace/didChangeConfigurat
   await changeSetting('n', 5);
   assert.equal(last().n, 5);
   assert.equal(last().rank, 'none');
+  await changeSetting('nAutomatic', 3);
+  assert.equal(last().nAutomatic, 3);
+  assert.equal(last().n, 5);
+  await changeSetting('nAutomatic', 0);
+  assert.equal('nAutomatic' in last(), false, 'an out-of-range value is left to the server');
+  await changeSetting('nAutomatic', 3);
   assert.equal(calls.clients.length, 1, 'no restart for ranking settings');
   const pulled = client.clientOptions.initializationOptions() as Record<string, unknown>;
-  assert.deepEqual([pulled.rank, pulled.rankBudgetMs, pulled.n], ['none', 400, 5], 'a restarted server gets them too');
+  assert.deepEqual(
+    [pulled.rank, pulled.rankBudgetMs, pulled.n, pulled.nAutomatic],
+    ['none', 400, 5, 3],
+    'a restarted server gets them too',
+  );
+  const config = client.clientOptions.middleware.workspace.configuration;
+  const answer = (await config({ items: [{ section: 'codegen' }] }, {}, async () => [])) as Record<string, unknown>[];
+  assert.deepEqual([answer[0].n, answer[0].nAutomatic], [5, 3], 'a settings pull (workspace/configuration) gets them');
 });
 
 test('toggle: enabled=false reaches the server and no request is made', async () => {
@@ -123,6 +138,19 @@ test('inline items are passed on in the order the server ranked them', async () 
     ['third', 'second', 'best'],
     'whatever order the server chose',
   );
+});
+
+test('the trigger kind goes out as LSP numbers it: typing Automatic (2), a trigger or cycling Invoked (1)', async () => {
+  const seen: unknown[] = [];
+  const provide = (context: Record<string, unknown>) =>
+    client.clientOptions.middleware.provideInlineCompletionItems({}, {}, context, { isCancellationRequested: false }, async (_d: unknown, _p: unknown, c: { triggerKind: number }) => {
+      seen.push(c);
+      return { items: [] };
+    });
+  const selected = { range: 'r', text: 'x' };
+  await provide({ triggerKind: 1 /* VS Code Automatic */ });
+  await provide({ triggerKind: 0 /* VS Code Invoke: the trigger command, Alt+] / Alt+[ */, selectedCompletionInfo: selected });
+  assert.deepEqual(seen, [{ triggerKind: 2 }, { triggerKind: 1, selectedCompletionInfo: selected }]);
 });
 
 test('a crashed server is restarted 4 times in 3 minutes, then left stopped with an error', () => {

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
 import { parseCacheDir, parseModelList } from '../src/models';
 import { RestartPolicy } from '../src/restart';
+import { LSP_AUTOMATIC, LSP_INVOKED, lspInlineTriggerKind } from '../src/trigger';
 
 const LIST = `NAME                                  SIZE  CACHED   DESCRIPTION
 qwen2.5-coder-0.5b-instruct        469 MiB  yes      Qwen2.5-Coder 0.5B Instruct, Q4_K_M (default)
@@ -28,4 +31,18 @@ test('restart policy: 4 restarts in 3 minutes, then stop; counts expire', () => 
   assert.equal(p.shouldRestart(), true);
   p.reset();
   for (let i = 0; i < 4; i++) assert.equal(p.shouldRestart(), true);
+});
+
+test('inline trigger kind: VS Code Invoke (0) -> LSP Invoked (1), Automatic (1) -> LSP Automatic (2)', () => {
+  assert.equal(lspInlineTriggerKind(0), LSP_INVOKED);
+  assert.equal(lspInlineTriggerKind(1), LSP_AUTOMATIC);
+  assert.equal(lspInlineTriggerKind(undefined), LSP_AUTOMATIC);
+  assert.deepEqual([LSP_INVOKED, LSP_AUTOMATIC], [1, 2]);
+});
+
+test('vscode-languageclient is the version whose trigger kind src/trigger.ts corrects', () => {
+  // 9.0.1 passes VS Code's InlineCompletionTriggerKind (0, 1) through unchanged; a version that
+  // converts it to LSP's (1, 2) itself needs the middleware's mapping removed.
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
+  assert.equal(pkg.dependencies['vscode-languageclient'], '9.0.1');
 });

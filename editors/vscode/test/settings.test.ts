@@ -24,6 +24,7 @@ test('every setting maps to the server name', () => {
       maxTokens: 64,
       temperature: 0,
       n: 3,
+      nAutomatic: 2,
       rank: 'logprob',
       rankBudgetMs: 0,
       debounceMs: 50,
@@ -40,6 +41,7 @@ test('every setting maps to the server name', () => {
     maxTokens: 64,
     temperature: 0,
     n: 3,
+    nAutomatic: 2,
     rank: 'logprob',
     rankBudgetMs: 0,
     debounceMs: 50,
@@ -50,10 +52,12 @@ test('every setting maps to the server name', () => {
 
 test('empty and out-of-range values are left to the server', () => {
   const s = toServerSettings(
-    reader({ model: '  ', device: 'tpu', threads: 0, maxTokens: -1, temperature: -0.5, n: 0, debounceMs: -3, rank: 'yes', rankBudgetMs: -1 }),
+    reader({ model: '  ', device: 'tpu', threads: 0, maxTokens: -1, temperature: -0.5, n: 0, nAutomatic: 0, debounceMs: -3, rank: 'yes', rankBudgetMs: -1 }),
   );
   assert.deepEqual(s, { enabled: true, languages: DEFAULT_LANGUAGES });
   assert.equal(toServerSettings(reader({ n: 17 })).n, undefined, 'n above 16');
+  assert.equal(toServerSettings(reader({ nAutomatic: 17 })).nAutomatic, undefined, 'nAutomatic above 16');
+  assert.equal(toServerSettings(reader({ nAutomatic: '2' })).nAutomatic, undefined, 'nAutomatic as a string');
   assert.equal(toServerSettings(reader({ rank: 'combined' })).rank, undefined, 'not a setting value');
   assert.equal(toServerSettings(reader({ rankBudgetMs: '250' })).rankBudgetMs, undefined, 'a string');
 });
@@ -74,6 +78,18 @@ test('rankBudgetMs: 0 (never run the examples) is sent; fractions are floored', 
   assert.equal(toServerSettings(reader({ n: 16 })).n, 16);
 });
 
+test('n and nAutomatic: sent as set, 1-16, fractions floored; the server caps nAutomatic at n', () => {
+  assert.deepEqual(
+    [toServerSettings(reader({ n: 1, nAutomatic: 1 })).n, toServerSettings(reader({ n: 1, nAutomatic: 1 })).nAutomatic],
+    [1, 1],
+  );
+  assert.equal(toServerSettings(reader({ nAutomatic: 16 })).nAutomatic, 16);
+  assert.equal(toServerSettings(reader({ nAutomatic: 2.9 })).nAutomatic, 2);
+  const both = toServerSettings(reader({ n: 2, nAutomatic: 4 }));
+  assert.deepEqual([both.n, both.nAutomatic], [2, 4], 'sent as set; the server uses at most n while typing');
+  assert.equal('nAutomatic' in toServerSettings(reader({ n: 8 })), false, 'not set: the server default (1)');
+});
+
 test('every contributed setting but serverPath and trace.server reaches the server', () => {
   const props: Record<string, { type: string; default: unknown; enum?: unknown[] }> = pkg.contributes.configuration.properties;
   for (const [full, prop] of Object.entries(props)) {
@@ -90,7 +106,7 @@ test('every contributed setting but serverPath and trace.server reaches the serv
   }
 });
 
-test('package.json: rank, rankBudgetMs and n as the server defines them', () => {
+test('package.json: rank, rankBudgetMs, n and nAutomatic as the server defines them', () => {
   const props = pkg.contributes.configuration.properties;
   const rank = props['codegen.rank'];
   assert.equal(rank.type, 'string');
@@ -105,9 +121,16 @@ test('package.json: rank, rankBudgetMs and n as the server defines them', () => 
   const budget = props['codegen.rankBudgetMs'];
   assert.deepEqual([budget.type, budget.default, budget.minimum], ['number', 250, 0]);
   const n = props['codegen.n'];
-  assert.deepEqual([n.default, n.minimum, n.maximum], [2, 1, 16]);
+  assert.deepEqual([n.type, n.default, n.minimum, n.maximum], ['integer', 4, 1, 16]);
+  assert.match(n.markdownDescription, /explicit requests/);
+  assert.match(n.markdownDescription, /cycle/);
   assert.match(n.markdownDescription, /greedy/);
   assert.match(n.markdownDescription, /0\.8/);
+  assert.match(n.markdownDescription, /#codegen\.nAutomatic#/);
+  const nAutomatic = props['codegen.nAutomatic'];
+  assert.deepEqual([nAutomatic.type, nAutomatic.default, nAutomatic.minimum, nAutomatic.maximum], ['integer', 1, 1, 16]);
+  assert.match(nAutomatic.markdownDescription, /while typing/);
+  assert.match(nAutomatic.markdownDescription, /at most `#codegen\.n#`/);
 });
 
 test('fractional numbers are floored', () => {

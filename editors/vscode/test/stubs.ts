@@ -97,6 +97,7 @@ export class FakeClient extends EventEmitter {
       errorHandler: { closed: () => { action: number } };
       middleware: {
         provideInlineCompletionItems: (...a: unknown[]) => Promise<unknown>;
+        workspace: { configuration: (...a: unknown[]) => unknown };
       };
     },
   ) {

@@ -7,6 +7,7 @@ local M = {}
 ---@field accept_line string|false  accept the next line
 ---@field next string|false         next candidate
 ---@field prev string|false         previous candidate
+---@field trigger string|false      ask now (explicit: `n` ranked candidates); unmapped by default
 ---@field dismiss string|false      hide the suggestion
 ---@field toggle string|false       turn suggestions on or off (insert and normal mode)
 
@@ -17,7 +18,7 @@ local M = {}
 ---@field enabled boolean           suggestions on at start
 ---@field backend 'auto'|'native'|'extmark'  auto: native vim.lsp.inline_completion on 0.12, extmarks on 0.11
 ---@field debounce_ms integer       extmark backend: wait after a keystroke before asking
----@field settings table            server settings: model, device, threads, maxTokens, temperature, n, rank, rankBudgetMs, debounceMs, timeBudgetMs
+---@field settings table            server settings: model, device, threads, maxTokens, temperature, n, nAutomatic, rank, rankBudgetMs, debounceMs, timeBudgetMs
 ---@field keymaps codegen.Keymaps|false
 ---@field restart_on_exit boolean   restart the server when it dies (at most 3 times a minute)
 M.defaults = {
@@ -34,6 +35,7 @@ M.defaults = {
     accept_line = '<M-Down>',
     next = '<M-]>',
     prev = '<M-[>',
+    trigger = false,
     dismiss = '<C-]>',
     toggle = '<M-\\>',
   },
@@ -42,7 +44,7 @@ M.defaults = {
 
 --- Server setting names, as the server spells them.
 M.setting_names = {
-  'model', 'device', 'threads', 'maxTokens', 'temperature', 'n', 'rank', 'rankBudgetMs',
+  'model', 'device', 'threads', 'maxTokens', 'temperature', 'n', 'nAutomatic', 'rank', 'rankBudgetMs',
   'debounceMs', 'timeBudgetMs', 'maxPrefixTokens', 'maxSuffixTokens', 'languages', 'enabled',
 }
 

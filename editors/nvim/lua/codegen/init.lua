@@ -288,6 +288,7 @@ local function map_keys(keys)
   map('i', keys.accept_line, with_fallback(inline.accept_line, keys.accept_line or ''), 'accept next line', { expr = true, replace_keycodes = false })
   map('i', keys.next, function() inline.next(1) end, 'next suggestion')
   map('i', keys.prev, function() inline.prev() end, 'previous suggestion')
+  map('i', keys.trigger, function() inline.trigger() end, 'ask for suggestions now')
   map('i', keys.dismiss, with_fallback(inline.dismiss, keys.dismiss or ''), 'dismiss suggestion', { expr = true, replace_keycodes = false })
   map({ 'i', 'n' }, keys.toggle, function() M.toggle() end, 'toggle suggestions')
 end
@@ -357,6 +358,7 @@ M.accept_word = inline.accept_word
 M.accept_line = inline.accept_line
 M.next = inline.next
 M.prev = inline.prev
+M.trigger = inline.trigger
 M.dismiss = inline.dismiss
 M.visible = inline.visible
 M.suggestion = inline.current_text

@@ -10,6 +10,9 @@ local M = {}
 
 local ns = api.nvim_create_namespace('codegen.ghost')
 local METHOD = 'textDocument/inlineCompletion'
+-- LSP InlineCompletionTriggerKind. The server draws `nAutomatic` candidates (default 1) for
+-- Automatic and `n` (default 4, ranked) for Invoked: the user asked, or cycles.
+local INVOKED, AUTOMATIC = 1, 2
 
 ---@class codegen.Item
 ---@field client_id integer
@@ -28,6 +31,13 @@ local METHOD = 'textDocument/inlineCompletion'
 
 ---@type table<integer, codegen.BufState>
 M.bufs = {}
+--- native backend: items in the last inline completion answer, per buffer.
+---@type table<integer, integer>
+M.native_counts = {}
+--- native backend: buffers whose next inline completion request is explicit, with what to do
+--- with its answer.
+---@type table<integer, fun(result: table)>
+local native_invoke = {}
 M.opts = { backend = 'auto', debounce_ms = 30 }
 M.enabled = true
 
@@ -129,6 +139,20 @@ local function run_command(bufnr, item)
   end
 end
 
+--- Which of `items` (just fetched for an explicit request) to show: `count` on from the one
+--- that was shown (`shown`: what remained of it to type), or the best when it is not there.
+local function index_after(bufnr, client, items, shown, count)
+  if shown and shown ~= '' then
+    for j, raw in ipairs(items) do
+      local item = { insert_text = item_text(raw.insertText), range = to_range(bufnr, raw.range, client.offset_encoding) }
+      if (rest_of(bufnr, item)) == shown then
+        return (j - 1 + count) % #items + 1
+      end
+    end
+  end
+  return 1
+end
+
 -- ---------------------------------------------------------------------------------------
 -- extmark backend (Neovim 0.11; also usable on 0.12 with backend = 'extmark')
 
@@ -222,7 +246,11 @@ local function cancel(bufnr)
   end
 end
 
-local function request(bufnr)
+--- Asks the server for suggestions at the cursor. Automatic (while typing) unless `explicit`;
+--- `pick(items, client)` chooses the index to show (default: the best, 1).
+---@param explicit? boolean
+---@param pick? fun(items: table[], client: vim.lsp.Client): integer
+local function request(bufnr, explicit, pick)
   local s = state(bufnr)
   local client = vim.lsp.get_clients({ bufnr = bufnr, name = 'codegen' })[1]
   if not client or not M.enabled or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
@@ -232,7 +260,7 @@ local function request(bufnr)
   local tick = api.nvim_buf_get_changedtick(bufnr)
   local win = vim.fn.bufwinid(bufnr)
   local params = vim.lsp.util.make_position_params(win ~= -1 and win or 0, client.offset_encoding)
-  params.context = { triggerKind = 2 } -- Automatic
+  params.context = { triggerKind = explicit and INVOKED or AUTOMATIC }
   local ok, id
   ok, id = client:request(METHOD, params, function(err, result)
     if s.request_id == id then
@@ -246,7 +274,8 @@ local function request(bufnr)
       return -- stale: the user moved on; a newer request is on its way
     end
     local items = result.items or result -- ranked by the server, best first: kept in that order
-    s.items, s.index, s.client_id, s.accepted = items, 1, client.id, 0
+    local index = pick and #items > 0 and pick(items, client) or 1
+    s.items, s.index, s.client_id, s.accepted = items, index, client.id, 0
     s.anchor = { row = row, col = col, tick = tick }
     show(bufnr)
   end, bufnr)
@@ -311,9 +340,45 @@ end
 -- ---------------------------------------------------------------------------------------
 -- public API, same for both backends
 
+--- native backend: vim.lsp.inline_completion only ever asks with triggerKind Automatic and
+--- keeps its items to itself. Its requests to our client go through this wrapper, which counts
+--- the items of each answer and turns the request after an explicit action into Invoked.
+local function wrap_native_requests(client)
+  if client._codegen_wrapped then
+    return
+  end
+  client._codegen_wrapped = true
+  local request = client.request
+  client.request = function(self, method, params, handler, ...)
+    local doc = method == METHOD and type(params) == 'table' and params.textDocument
+    local bufnr = doc and handler and vim.uri_to_bufnr(doc.uri)
+    if bufnr then
+      local after = native_invoke[bufnr]
+      native_invoke[bufnr] = nil
+      if after then
+        params.context = vim.tbl_extend('force', params.context or {}, { triggerKind = INVOKED })
+      end
+      local inner = handler
+      handler = function(err, result, ctx, ...)
+        if not err and result then
+          M.native_counts[bufnr] = #(result.items or result)
+        end
+        if inner then
+          inner(err, result, ctx, ...)
+        end
+        if after and not err and result then
+          after(result)
+        end
+      end
+    end
+    return request(self, method, params, handler, ...)
+  end
+end
+
 --- Called from the server config's on_attach.
 function M.attach(client, bufnr)
   if M.backend() == 'native' then
+    wrap_native_requests(client)
     if M.enabled then
       vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
     end
@@ -326,6 +391,7 @@ end
 function M.detach(bufnr)
   cancel(bufnr)
   clear(bufnr)
+  M.native_counts[bufnr], native_invoke[bufnr] = nil, nil
   pcall(api.nvim_del_augroup_by_name, 'codegen.ghost.' .. bufnr)
   M.bufs[bufnr] = nil
 end
@@ -511,20 +577,59 @@ function M.accept_line(bufnr)
   return accept_part(bufnr, text.next_line)
 end
 
-function M.next(count)
-  count = count or 1
-  if M.backend() == 'native' then
-    vim.lsp.inline_completion.select({ count = count })
+--- Asks the server explicitly (triggerKind Invoked: `n` ranked candidates) and shows the one
+--- `count` on from the suggestion shown now (0: the best).
+local function invoke(bufnr, count)
+  if not M.enabled or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
     return
   end
+  local shown = M.current_text(bufnr)
+  local function pick(items, client)
+    return shown and index_after(bufnr, client, items, shown, count) or 1
+  end
+  if M.backend() == 'native' then
+    native_invoke[bufnr] = function(result)
+      local items = result.items or result
+      local client = vim.lsp.get_clients({ bufnr = bufnr, name = 'codegen' })[1]
+      if #items > 0 and client and api.nvim_buf_is_valid(bufnr) then
+        -- The native handler has shown the best; move on from it (and show "(i/n)").
+        vim.lsp.inline_completion.select({ bufnr = bufnr, count = pick(items, client) - 1 })
+      end
+    end
+    -- The native backend asks on CursorMovedI; the wrapper makes that request Invoked.
+    api.nvim_exec_autocmds('CursorMovedI', { buffer = bufnr, modeline = false })
+    return
+  end
+  cancel(bufnr)
+  request(bufnr, true, pick)
+end
+
+--- Next candidate. With one candidate or none (what typing gets, `nAutomatic`), asks the
+--- server explicitly for `n` ranked ones first.
+function M.next(count)
+  count = count or 1
   local bufnr = api.nvim_get_current_buf()
+  if M.backend() == 'native' then
+    if (M.native_counts[bufnr] or 0) > 1 then
+      vim.lsp.inline_completion.select({ bufnr = bufnr, count = count })
+    else
+      invoke(bufnr, count)
+    end
+    return
+  end
   local s = M.bufs[bufnr]
-  if not s or #s.items == 0 then
+  if not s or #s.items <= 1 then
+    invoke(bufnr, count)
     return
   end
   s.index = (s.index - 1 + count) % #s.items + 1
   s.accepted = 0
   show(bufnr)
+end
+
+--- Asks the server explicitly now (triggerKind Invoked: `n` ranked candidates, the best shown).
+function M.trigger(bufnr)
+  invoke(resolve_buf(bufnr), 0)
 end
 
 function M.prev()
