@@ -257,7 +257,7 @@ pub struct BuiltPrompt {
     pub completion_mode: CompletionMode,
     /// What the context could not do.
     pub notes: Vec<String>,
-    healing: Healing,
+    pub(crate) healing: Healing,
     stop_strings: Vec<String>,
 }
 
@@ -321,7 +321,7 @@ fn cut_plain(text: &str, max_bytes: usize, keep_end: bool) -> &str {
 /// word's leading space in the word's token (` return`), so a prompt ending
 /// in spaces makes the model write one more.
 #[derive(Debug, Clone, PartialEq)]
-enum Healing {
+pub(crate) enum Healing {
     None,
     /// Continuation: the prompt ends before these spaces and tabs, and the
     /// same whitespace is taken off the start of the output.
@@ -433,7 +433,7 @@ pub fn build_prompt_tokens(
     let line_prefix = &text[text[..req.cursor].rfind('\n').map_or(0, |i| i + 1)..req.cursor];
     let inside_indent = !line_prefix.is_empty()
         && line_prefix.bytes().all(|b| b == b' ')
-        && line_prefix.len() % indent_step(text) != 0;
+        && !line_prefix.len().is_multiple_of(indent_step(text));
     let healing = if kept == prefix.len() || (fim && inside_indent) {
         Healing::None
     } else if fim {

@@ -233,3 +233,19 @@ fn whitespace_taken_off_the_prompt_is_taken_off_the_output() {
         "return"
     );
 }
+
+#[test]
+fn fim_keeps_the_models_spaces_when_the_cursor_is_inside_the_indentation() {
+    use crate::complete::Healing;
+    let (_dir, m) = tiny();
+    // Three of four spaces typed: the model's leading space completes them.
+    let text = "def f(x):\n    y = x\n   \n    return y\n";
+    let cursor = text.find("   \n").unwrap() + 3;
+    let built = build_prompt_tokens(&m.tokenizer, &request(python(text), cursor)).unwrap();
+    assert_eq!(built.healing, Healing::None);
+    // A whole level typed: the model's extra spaces are dropped.
+    let text = "def f(x):\n    y = x\n    \n    return y\n";
+    let cursor = text.find("    \n").unwrap() + 4;
+    let built = build_prompt_tokens(&m.tokenizer, &request(python(text), cursor)).unwrap();
+    assert_eq!(built.healing, Healing::StripLeading);
+}
