@@ -155,23 +155,26 @@ impl Ranker {
             run_code: false,
             time_budget: Duration::ZERO,
         };
+        // Ranking without running code (syntax, log-probability), with a
+        // note on why.
+        let without_code = |note: Option<String>| {
+            let mut outcome = analyze_one(
+                doc,
+                req.cursor,
+                &raw,
+                &function_name,
+                cfg,
+                no_code,
+                None,
+                None,
+            );
+            outcome.notes.extend(note);
+            outcome
+        };
         let sandbox = if wants_code {
             match self.sandbox() {
                 Ok(sandbox) => Some(sandbox),
-                Err(note) => {
-                    let mut outcome = analyze_one(
-                        doc,
-                        req.cursor,
-                        &raw,
-                        &function_name,
-                        cfg,
-                        no_code,
-                        None,
-                        None,
-                    );
-                    outcome.notes.push(note);
-                    return outcome;
-                }
+                Err(note) => return without_code(Some(note)),
             }
         } else {
             None
@@ -189,20 +192,9 @@ impl Ranker {
             ),
             (Some(sandbox), ExampleRuns::WithinBudget(budget)) => {
                 if self.in_flight.swap(true, Ordering::AcqRel) {
-                    let mut outcome = analyze_one(
-                        doc,
-                        req.cursor,
-                        &raw,
-                        &function_name,
-                        cfg,
-                        no_code,
-                        None,
-                        None,
-                    );
-                    outcome
-                        .notes
-                        .push("examples not run: an earlier run is still going".into());
-                    return outcome;
+                    return without_code(Some(
+                        "examples not run: an earlier run is still going".into(),
+                    ));
                 }
                 let (tx, rx) = mpsc::channel();
                 let doc_arc = req.doc.clone();
@@ -236,35 +228,16 @@ impl Ranker {
                 match rx.recv_timeout(budget) {
                     Ok(outcome) => outcome,
                     Err(_) => {
-                        let mut outcome = analyze_one(
-                            doc,
-                            req.cursor,
-                            &raw,
-                            &function_name,
-                            cfg,
-                            no_code,
-                            None,
-                            None,
-                        );
-                        outcome.code_pending = true;
-                        outcome.notes.push(format!(
+                        let mut outcome = without_code(Some(format!(
                             "examples still running after {} ms (cached for the next request)",
                             budget.as_millis()
-                        ));
+                        )));
+                        outcome.code_pending = true;
                         outcome
                     }
                 }
             }
-            _ => analyze_one(
-                doc,
-                req.cursor,
-                &raw,
-                &function_name,
-                cfg,
-                no_code,
-                None,
-                None,
-            ),
+            _ => without_code(None),
         }
     }
 }

@@ -46,6 +46,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::report::xml_escape;
 use crate::{EvalError, Problem, RunOutputs};
 
 /// Random spans per problem in HumanEval-RandomSpanInfilling (164 × 10 = 1,640).
@@ -717,13 +718,6 @@ fn md_code(s: &str) -> String {
     let longest_run = shown.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run + 1);
     format!("{fence} {} {fence}", shown.replace('|', "\\|"))
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `chart.svg`: grouped bars of pass@1 per mode, one bar per policy (greedy,
