@@ -90,7 +90,15 @@ fn bad_inputs_get_one_line_errors_and_a_nonzero_exit() {
         None,
         "not a valid GGUF",
     );
-    check_rejected(&["complete", ok, "--device", "tpu"], None, "unknown device");
+    // Fixed choices are checked by the flag parser, which lists them.
+    let tpu = run(codegen().args(["complete", ok, "--device", "tpu"]));
+    assert_eq!(tpu.code, 2, "{}", tpu.stderr);
+    assert!(tpu.stdout.is_empty());
+    assert!(
+        tpu.stderr.contains("[possible values: cpu, cuda, metal]"),
+        "{}",
+        tpu.stderr
+    );
     if !cfg!(feature = "cuda") {
         check_rejected(
             &["complete", ok, "--device", "cuda"],
@@ -142,17 +150,216 @@ fn json_output_has_candidates_and_timings() {
         "--json",
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let last = out.stdout.lines().last().unwrap();
-    let json: serde_json::Value = serde_json::from_str(last).unwrap();
+    // stdout is one JSON document and nothing else.
+    let json = stdout_json(&out);
     assert_eq!(json["prompt_mode"], "continuation");
+    let mode = json["completion_mode"].as_str().unwrap();
+    assert!(is_word(mode), "{mode:?}");
     let candidates = json["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 2);
     for c in candidates {
         assert!(c["n_tokens"].as_u64().unwrap() > 0);
         assert!(c["mean_logprob"].as_f64().unwrap() <= 0.0);
+        let finish = c["finish"].as_str().unwrap();
+        assert!(
+            [
+                "stop_token",
+                "stop_string",
+                "max_tokens",
+                "cancelled",
+                "stopped",
+                "context_full"
+            ]
+            .contains(&finish),
+            "{finish:?}"
+        );
     }
     assert!(json["timings"]["prompt_tokens"].as_u64().unwrap() > 5);
     assert!(json["timings"]["prefill_secs"].as_f64().is_some());
+}
+
+/// stdout parsed as exactly one JSON document.
+#[track_caller]
+fn stdout_json(out: &Run) -> serde_json::Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", out.stdout))
+}
+
+/// A snake_case word (not a Rust debug string such as `Fim { .. }`).
+fn is_word(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+}
+
+/// One HumanEval-style problem (its tests pass for `return a + b`).
+const PROBLEM: &str = r#"{"task_id": "Toy/0", "prompt": "def add(a, b):\n    \"\"\"Sum of a and b.\n    >>> add(1, 2)\n    3\n    \"\"\"\n", "canonical_solution": "    return a + b\n", "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n", "entry_point": "add"}"#;
+
+#[test]
+fn bench_evaluate_json_is_json_only_and_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let problems = write(dir.path(), "problems.jsonl", &format!("{PROBLEM}\n"));
+    let samples = write(
+        dir.path(),
+        "samples.jsonl",
+        "{\"task_id\": \"Toy/0\", \"completion\": \"    return a + b\\n\"}\n\
+         {\"task_id\": \"Toy/0\", \"completion\": \"    return a - b\\n\"}\n",
+    );
+    let out = run(codegen().args([
+        "bench",
+        "evaluate",
+        samples.to_str().unwrap(),
+        "--problems",
+        problems.to_str().unwrap(),
+        "--k",
+        "1,2",
+        "--json",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json = stdout_json(&out);
+    assert_eq!(json["pass@1"], 0.5, "{json}");
+    assert_eq!(json["pass@2"], 1.0, "{json}");
+    let results = std::fs::read_to_string(dir.path().join("samples.jsonl_results.jsonl")).unwrap();
+    assert!(results.contains("\"failed: \""), "{results}");
+}
+
+/// `bench humaneval --json` with a tiny random model: JSON only on stdout,
+/// and the report names a reason for every failing task.
+#[test]
+fn bench_humaneval_json_is_json_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.gguf");
+    codegen_model::testing::write_tiny_gguf(&tiny, &Default::default()).unwrap();
+    let problems = write(dir.path(), "problems.jsonl", &format!("{PROBLEM}\n"));
+    let out_dir = dir.path().join("run");
+    let out = run(codegen().args([
+        "bench",
+        "humaneval",
+        "--model",
+        tiny.to_str().unwrap(),
+        "--problems",
+        problems.to_str().unwrap(),
+        "--format",
+        "continuation",
+        "--n",
+        "2",
+        "--temperature",
+        "0.8",
+        "--rank",
+        "--max-tokens",
+        "4",
+        "--k",
+        "1",
+        "--json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json = stdout_json(&out);
+    assert_eq!(json["samples"], 2, "{json}");
+    assert!(json["pass@1"].as_f64().is_some(), "{json}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["settings"]["temperature"], 0.8, "{results}");
+    assert_eq!(results["settings"]["top_p"], 0.95, "{results}");
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("](chart.svg)"), "{report}");
+    assert!(out_dir.join("chart.svg").is_file());
+    for task in results["tasks"].as_array().unwrap() {
+        if task["c"] == 0 {
+            assert!(
+                task["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{task}"
+            );
+        }
+    }
+}
+
+#[test]
+fn model_list_json_has_the_shape_editors_parse() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(codegen()
+        .args(["model", "list", "--json"])
+        .env("CODEGEN_HOME", home.path()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json = stdout_json(&out);
+    let keys = |v: &serde_json::Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&json), ["cache", "default", "models"]);
+    assert_eq!(json["cache"], home.path().to_str().unwrap());
+    assert_eq!(json["default"], "qwen2.5-coder-0.5b-instruct");
+    let models = json["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    for m in models {
+        assert_eq!(
+            keys(m),
+            [
+                "cached",
+                "default",
+                "description",
+                "name",
+                "path",
+                "size_bytes"
+            ]
+        );
+        assert!(m["size_bytes"].as_u64().unwrap() > 100_000_000, "{m}");
+        assert_eq!(m["cached"], false);
+        assert_eq!(m["path"], serde_json::Value::Null);
+        assert_eq!(m["default"], m["name"] == json["default"]);
+    }
+}
+
+#[test]
+fn model_rm_and_hub_references_give_clear_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let hub = tempfile::tempdir().unwrap();
+    let ok = write(home.path(), "ok.py", "def f():\n    return 1\n");
+    let rm = |name: &str| {
+        run(codegen()
+            .args(["model", "rm", name])
+            .env("CODEGEN_HOME", home.path()))
+    };
+    let unknown = rm("no-such-model");
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("unknown model `no-such-model`"),
+        "{}",
+        unknown.stderr
+    );
+    let not_cached = rm("qwen2.5-coder-1.5b-instruct");
+    assert_eq!(not_cached.code, 1);
+    assert!(
+        not_cached.stderr.contains("not cached"),
+        "{}",
+        not_cached.stderr
+    );
+
+    // A hub file that is not in the Hugging Face cache, with no hub to ask.
+    for env in [
+        ("CODEGEN_OFFLINE", "1"),
+        ("HF_ENDPOINT", "http://127.0.0.1:9"),
+    ] {
+        let out = run(codegen()
+            .args([
+                "complete",
+                ok.to_str().unwrap(),
+                "--model",
+                "hf:org/repo/model.gguf",
+            ])
+            .env("HF_HUB_CACHE", hub.path())
+            .env(env.0, env.1));
+        assert_eq!(out.code, 1, "{env:?}");
+        assert!(out.stdout.is_empty());
+        assert!(out.stderr.contains("local path"), "{env:?}: {}", out.stderr);
+    }
+    let bad = run(codegen().args(["complete", ok.to_str().unwrap(), "--model", "hf:org/repo"]));
+    assert!(
+        bad.stderr.contains("hf:ORG/REPO/FILE.gguf"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -244,4 +451,57 @@ fn real_model_completions_parse_in_five_languages() {
             "{name}: suffix duplicated"
         );
     }
+}
+
+#[test]
+fn sandbox_run_exits_with_the_programs_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str], i32); 5] = [
+        ("print('hello')\n", &[], 0),
+        ("import sys\nprint('out')\nsys.exit(3)\n", &[], 3),
+        (
+            "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n",
+            &[],
+            128 + 9,
+        ),
+        ("while True:\n    pass\n", &["--timeout", "1"], 124),
+        ("open('/etc/hostname').read()\n", &[], 1),
+    ];
+    for (i, (program, extra, expected)) in cases.iter().enumerate() {
+        let file = write(dir.path(), &format!("p{i}.py"), program);
+        let mut cmd = codegen();
+        cmd.args(["sandbox", "run"]).args(*extra).arg(&file);
+        let out = run(&mut cmd);
+        assert_eq!(out.code, *expected, "{program:?}: {}", out.stderr);
+        if i == 0 {
+            assert_eq!(out.stdout, "hello\n");
+        }
+    }
+    // A site-packages-like directory is visible only when listed with --ro.
+    let lib = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    write(lib.path(), "extra_mod.py", "VALUE = 41\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(lib.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        lib.path().join("extra_mod.py"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let program = format!(
+        "import sys\nsys.path.insert(0, {:?})\nimport extra_mod\nprint(extra_mod.VALUE + 1)\n",
+        lib.path().display().to_string()
+    );
+    let file = write(dir.path(), "ro.py", &program);
+    let without = run(codegen().args(["sandbox", "run"]).arg(&file));
+    assert_eq!(without.code, 1, "{}", without.stderr);
+    let with = run(codegen()
+        .args(["sandbox", "run", "--ro"])
+        .arg(lib.path())
+        .arg(&file));
+    assert_eq!(
+        (with.code, with.stdout.as_str()),
+        (0, "42\n"),
+        "{}",
+        with.stderr
+    );
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
 use codegen_engine::{Engine, EngineConfig, LoadedModel};
@@ -13,7 +13,6 @@ use codegen_eval::{
     evaluate_with_progress, load_problems, read_samples, results_path, task_records, write_results,
     write_run_outputs, EvalConfig, Problem, PromptFormat, RunReport, RunSettings,
 };
-use codegen_model::DeviceKind;
 use codegen_sandbox::{Isolation, Sandbox, SandboxConfig};
 use codegen_store::{Store, HUMAN_EVAL};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,8 +30,8 @@ pub struct EvalArgs {
     /// k values of pass@k, comma separated.
     #[arg(long, default_value = "1,10,100", value_delimiter = ',')]
     pub k: Vec<u64>,
-    /// Time limit per program, seconds.
-    #[arg(long, default_value_t = 3.0)]
+    /// Time limit per program: seconds (3, 0.5) or a duration (3s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "3", value_parser = crate::parse_seconds)]
     pub timeout: f64,
     /// Programs run at once.
     #[arg(long, default_value_t = 4)]
@@ -40,7 +39,8 @@ pub struct EvalArgs {
     /// Run untrusted code without namespaces when the kernel refuses them.
     #[arg(long)]
     pub unsafe_no_sandbox: bool,
-    /// The last stdout line is a JSON summary.
+    /// Print a JSON summary on stdout and nothing else (progress and
+    /// messages go to stderr).
     #[arg(long)]
     pub json: bool,
 }
@@ -53,18 +53,27 @@ pub struct EvaluateArgs {
     pub eval: EvalArgs,
 }
 
+/// HumanEval prompt formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormatArg {
+    /// The instruct template primed with the prompt (scores higher).
+    Chat,
+    /// The raw prompt, cut at HumanEval's stop sequences.
+    Continuation,
+}
+
 #[derive(Args, Debug)]
 pub struct HumanEvalArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Most tokens to generate per sample.
     #[arg(long, default_value_t = 512)]
     pub max_tokens: usize,
-    /// Prompt format: chat (instruct template primed with the prompt; the
-    /// default, it scores higher) or continuation (raw prompt, stop sequences).
-    #[arg(long, default_value = "chat")]
-    pub format: String,
+    /// Prompt format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Chat)]
+    pub format: FormatArg,
     /// Only the first N problems.
     #[arg(long, conflicts_with = "tasks")]
     pub limit: Option<usize>,
@@ -164,9 +173,10 @@ pub fn evaluate(args: EvaluateArgs) -> Result<()> {
     let out = results_path(&args.samples);
     write_results(&out, &samples, &report)?;
     eprintln!("codegen: wrote {}", out.display());
-    print_pass_at_k(&report.pass_at_k);
     if args.eval.json {
         println!("{}", report.pass_at_k_json_line());
+    } else {
+        print_pass_at_k(&report.pass_at_k);
     }
     Ok(())
 }
@@ -188,17 +198,16 @@ fn select<'a>(problems: &'a [Problem], args: &HumanEvalArgs) -> Result<Vec<&'a P
 
 pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     crate::set_threads(args.model.threads);
-    let format = match args.format.as_str() {
-        "chat" => PromptFormat::Chat,
-        "continuation" => PromptFormat::Continuation,
-        other => bail!("--format {other:?}: expected chat or continuation"),
+    let format = match args.format {
+        FormatArg::Chat => PromptFormat::Chat,
+        FormatArg::Continuation => PromptFormat::Continuation,
     };
     let store = Store::from_env();
     let problems_file = problems_path(&store, &args.eval)?;
     let all_problems = load_problems(&problems_file)?;
     let problems = select(&all_problems, &args)?;
     let sandbox = sandbox(&args.eval)?;
-    let device = args.model.device.parse::<DeviceKind>()?.open()?;
+    let device = args.model.device.kind().open()?;
     let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
     let model = LoadedModel::load(&name, &path, &device)
         .with_context(|| format!("cannot load {}", path.display()))?;
@@ -250,15 +259,15 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
         ),
         prompt_format: format.as_str().into(),
         samples_per_task: n,
-        temperature: f64::from(temperature),
-        top_p: f64::from(args.sampling.top_p),
+        temperature: codegen_eval::f32_setting(temperature),
+        top_p: codegen_eval::f32_setting(args.sampling.top_p),
         max_tokens: args.max_tokens,
         seed: args.sampling.seed,
         timeout_s: cfg.timeout_s,
         ks: cfg.ks.clone(),
         workers: cfg.workers,
         extra: vec![
-            ("device".into(), args.model.device.clone()),
+            ("device".into(), args.model.device.as_str().to_string()),
             (
                 "threads".into(),
                 args.model
@@ -325,32 +334,35 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             "raw_pass@1": ranking.raw_pass_at_1,
             "oracle": ranking.oracle,
             "overlap": ranking.overlap,
-            "rank_seconds": rank_secs,
+            "rank_seconds": codegen_eval::round_to(*rank_secs, 3),
         });
         let path = args.out.join("ranking.json");
         std::fs::write(&path, serde_json::to_string_pretty(&ranking_json)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{table}");
+        if !args.eval.json {
+            println!("{table}");
+        }
     }
     eprintln!(
         "codegen: wrote {} and {}",
         samples_path.display(),
         display_outputs(&outputs)
     );
-    print_pass_at_k(&report.pass_at_k);
-    println!(
-        "{} tasks, {} samples, wall {:.0} s",
-        problems.len(),
-        samples.len(),
-        wall.elapsed().as_secs_f64()
-    );
-    if args.eval.json {
+    if !args.eval.json {
+        print_pass_at_k(&report.pass_at_k);
+        println!(
+            "{} tasks, {} samples, wall {:.0} s",
+            problems.len(),
+            samples.len(),
+            wall.elapsed().as_secs_f64()
+        );
+    } else {
         let mut summary = serde_json::json!({
             "model": name,
             "format": format.as_str(),
             "tasks": problems.len(),
             "samples": samples.len(),
-            "wall_seconds": wall.elapsed().as_secs_f64(),
+            "wall_seconds": codegen_eval::round_to(wall.elapsed().as_secs_f64(), 3),
             "out": args.out,
         });
         for (k, v) in &report.pass_at_k {
@@ -365,6 +377,21 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             summary["oracle"] = serde_json::json!(ranking.oracle);
         }
         println!("{summary}");
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The run's output folder (holding results.json).
+    pub dir: PathBuf,
+}
+
+pub fn report(args: ReportArgs) -> Result<()> {
+    let written = codegen_eval::render_run_again(&args.dir)
+        .with_context(|| format!("cannot render the run in {}", args.dir.display()))?;
+    for path in written {
+        println!("{}", path.display());
     }
     Ok(())
 }

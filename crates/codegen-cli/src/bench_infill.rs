@@ -7,17 +7,37 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use codegen_engine::{Engine, EngineConfig, LoadedModel};
 use codegen_eval::infill::{write_infill_outputs, InfillMode};
 use codegen_eval::load_problems;
 use codegen_eval::run::{evaluate_infill, generate_infill, infill_run_tasks, InfillRun, Sampling};
-use codegen_model::DeviceKind;
 use codegen_store::Store;
 
 use crate::bench_eval::{bar, eval_config, problems_path, samples_file, sandbox, EvalArgs};
 use crate::input::resolve_model;
 use crate::{ModelArgs, SamplingArgs};
+
+/// Infilling modes (the tasks each builds are in `codegen_eval::infill`).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    /// One whole line removed.
+    SingleLine,
+    /// Spans of consecutive lines removed.
+    MultiLine,
+    /// Seeded random character spans removed.
+    RandomSpan,
+}
+
+impl ModeArg {
+    fn mode(self) -> InfillMode {
+        match self {
+            ModeArg::SingleLine => InfillMode::SingleLine,
+            ModeArg::MultiLine => InfillMode::MultiLine,
+            ModeArg::RandomSpan => InfillMode::RandomSpan,
+        }
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct InfillArgs {
@@ -36,10 +56,11 @@ pub struct InfillArgs {
     /// random-span (1,640 seeded character spans).
     #[arg(
         long,
+        value_enum,
         value_delimiter = ',',
         default_value = "single-line,multi-line,random-span"
     )]
-    pub mode: Vec<String>,
+    pub mode: Vec<ModeArg>,
     /// Tasks per mode: a seeded sample spread over the problems (default: all).
     #[arg(long, conflicts_with = "tasks")]
     pub limit: Option<usize>,
@@ -67,14 +88,7 @@ pub struct InfillArgs {
 
 pub fn run(args: InfillArgs) -> Result<()> {
     crate::set_threads(args.model.threads);
-    let modes: Vec<InfillMode> = args
-        .mode
-        .iter()
-        .map(|m| {
-            m.parse::<InfillMode>()
-                .map_err(|e| anyhow::anyhow!("--mode: {e}"))
-        })
-        .collect::<Result<_>>()?;
+    let modes: Vec<InfillMode> = args.mode.iter().map(|m| m.mode()).collect();
     if modes.is_empty() {
         bail!("--mode: no mode given");
     }
@@ -82,7 +96,7 @@ pub fn run(args: InfillArgs) -> Result<()> {
     let problems_file = problems_path(&store, &args.eval)?;
     let problems = load_problems(&problems_file)?;
     let sandbox = sandbox(&args.eval)?;
-    let device = args.model.device.parse::<DeviceKind>()?.open()?;
+    let device = args.model.device.kind().open()?;
     let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
     let model = LoadedModel::load(&name, &path, &device)
         .with_context(|| format!("cannot load {}", path.display()))?;
@@ -194,16 +208,17 @@ pub fn run(args: InfillArgs) -> Result<()> {
     if args.eval.json {
         println!("{}", codegen_eval::infill::infill_results_json(&report));
     } else {
+        let mut table = crate::table(["MODE", "POLICY", "TASKS", "PASS@1", "EXACT"]);
         for row in &report.rows {
-            println!(
-                "{:<12} {:<7} tasks {:>5}  pass@1 {:.3}  exact {:.3}",
-                row.mode.as_str(),
-                row.policy,
-                row.tasks,
-                row.pass_at_1(),
-                row.exact_match_rate()
-            );
+            table.add_row(vec![
+                row.mode.as_str().to_string(),
+                row.policy.clone(),
+                row.tasks.to_string(),
+                format!("{:.3}", row.pass_at_1()),
+                format!("{:.3}", row.exact_match_rate()),
+            ]);
         }
+        println!("{table}");
         println!("wall {:.0} s", report.wall_seconds);
     }
     Ok(())

@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
+use crate::Device;
 use anyhow::{Context, Result};
 use clap::Args;
 use codegen_engine::LoadedModel;
-use codegen_model::DeviceKind;
 use codegen_store::Store;
 
 use crate::input::resolve_model;
@@ -18,12 +18,16 @@ pub struct SpeedArgs {
     /// default: the default model).
     #[arg(long, short = 'm')]
     pub model: Vec<String>,
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+    /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Prompt length for the prefill measurement, in tokens.
     #[arg(long, default_value_t = 512)]
     pub prompt_tokens: usize,
+    /// Tokens generated for the decode measurement.
     #[arg(long, default_value_t = 64)]
     pub gen_tokens: usize,
     /// Repetitions; the median is reported.
@@ -32,7 +36,7 @@ pub struct SpeedArgs {
     /// Also measure candle's stock quantized_qwen2 on the same file.
     #[arg(long)]
     pub compare_stock: bool,
-    /// Print one JSON object per model; the last stdout line is a JSON array.
+    /// Print JSON only: an object for one model, an array for several.
     #[arg(long)]
     pub json: bool,
 }
@@ -166,8 +170,7 @@ fn stock(path: &std::path::Path, prompt: &[u32], gen: usize, runs: usize) -> Res
 
 pub fn run(args: SpeedArgs) -> Result<()> {
     crate::set_threads(args.threads);
-    let device: DeviceKind = args.device.parse()?;
-    let device = device.open()?;
+    let device = args.device.kind().open()?;
     let store = Store::from_env();
     let specs: Vec<Option<String>> = if args.model.is_empty() {
         vec![None]
@@ -193,7 +196,7 @@ pub fn run(args: SpeedArgs) -> Result<()> {
         let mut result = serde_json::json!({
             "model": name,
             "file_mib": model.model.file_size() as f64 / (1024.0 * 1024.0),
-            "device": args.device,
+            "device": args.device.as_str(),
             "threads": threads,
             "prompt_tokens": prompt.len(),
             "gen_tokens": args.gen_tokens,

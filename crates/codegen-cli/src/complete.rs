@@ -1,7 +1,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
 use codegen_context::Language;
@@ -9,11 +9,34 @@ use codegen_engine::{
     CompletionRequest, CompletionSettings, Document, Engine, EngineConfig, ExampleRuns,
     LoadedModel, PromptFormat, RankPolicy, RankSettings,
 };
-use codegen_model::DeviceKind;
 use codegen_store::Store;
 
 use crate::input::{cursor_offset, read_source, resolve_model};
 use crate::{ModelArgs, SamplingArgs};
+
+/// The languages `--language` accepts (LSP language ids).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LanguageArg {
+    Python,
+    Rust,
+    Javascript,
+    Typescript,
+    Typescriptreact,
+    Go,
+}
+
+impl LanguageArg {
+    fn language(self) -> Language {
+        match self {
+            LanguageArg::Python => Language::Python,
+            LanguageArg::Rust => Language::Rust,
+            LanguageArg::Javascript => Language::JavaScript,
+            LanguageArg::Typescript => Language::TypeScript,
+            LanguageArg::Typescriptreact => Language::Tsx,
+            LanguageArg::Go => Language::Go,
+        }
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct CompleteArgs {
@@ -26,12 +49,12 @@ pub struct CompleteArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Most tokens to generate per candidate.
     #[arg(long, default_value_t = 256)]
     pub max_tokens: usize,
-    /// Language, when the file name does not tell (python, rust, javascript,
-    /// typescript, typescriptreact, go).
-    #[arg(long)]
-    pub language: Option<String>,
+    /// Language, when the file name does not tell.
+    #[arg(long, value_enum)]
+    pub language: Option<LanguageArg>,
     /// Rank the candidates (the docstring's examples run in the sandbox,
     /// syntax, agreement between samples, mean log-probability) and print
     /// the best; without it the highest mean log-probability wins. With
@@ -49,14 +72,11 @@ pub fn run(args: CompleteArgs) -> Result<()> {
     crate::set_threads(args.model.threads);
     let text = read_source(&args.file)?;
     let cursor = cursor_offset(&text, args.at.as_deref())?;
-    let language = match &args.language {
-        Some(id) => {
-            Some(Language::from_lsp_id(id).with_context(|| format!("unknown language {id:?}"))?)
-        }
+    let language = match args.language {
+        Some(language) => Some(language.language()),
         None => Language::from_path(&args.file),
     };
-    let device: DeviceKind = args.model.device.parse()?;
-    let device = device.open()?;
+    let device = args.model.device.kind().open()?;
     let store = Store::from_env();
     let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
     let model = LoadedModel::load(&name, &path, &device)

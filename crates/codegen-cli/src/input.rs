@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use codegen_store::Store;
+use codegen_store::{ModelSpec, Store};
 
 /// Reads FILE (or stdin for `-`) as UTF-8 source text.
 pub fn read_source(file: &str) -> Result<String> {
@@ -73,34 +73,32 @@ pub fn cursor_offset(text: &str, at: Option<&str>) -> Result<usize> {
     Ok(line_start + col_bytes)
 }
 
-/// The GGUF file for `--model`: a path to a file, or a known model name
-/// (fetched on first use).
+/// The GGUF file for `--model` (or the editor's `model` setting): a path
+/// to a file, a known model name or a hub reference (`hf:ORG/REPO/FILE.gguf`),
+/// fetched on first use.
 pub fn resolve_model(store: &Store, spec: Option<&str>) -> Result<(String, PathBuf)> {
-    if let Some(spec) = spec {
-        let path = Path::new(spec);
-        if path.exists() || spec.ends_with(".gguf") || spec.contains('/') {
-            if !path.is_file() {
-                bail!("model file {spec} does not exist or is not a file");
+    let spec = ModelSpec::parse(spec)?;
+    match &spec {
+        ModelSpec::Default | ModelSpec::Name(_) => {
+            let name = match &spec {
+                ModelSpec::Name(name) => Some(name.as_str()),
+                _ => None,
+            };
+            let manifest = store.find_or_default(name)?;
+            if store.cached(manifest).is_none() {
+                eprintln!(
+                    "codegen: fetching {} into {} (first use)",
+                    manifest.name,
+                    store.root().display()
+                );
             }
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| spec.to_string());
-            return Ok((name, path.to_path_buf()));
+            let path = store
+                .fetch(manifest)
+                .with_context(|| format!("cannot fetch model {}", manifest.name))?;
+            Ok((manifest.name.clone(), path))
         }
+        ModelSpec::Path(_) | ModelSpec::Hub(_) => Ok(store.resolve(&spec)?),
     }
-    let manifest = store.find_or_default(spec)?;
-    if store.cached(manifest).is_none() {
-        eprintln!(
-            "codegen: fetching {} into {} (first use)",
-            manifest.name,
-            store.root().display()
-        );
-    }
-    let path = store
-        .fetch(manifest)
-        .with_context(|| format!("cannot fetch model {}", manifest.name))?;
-    Ok((manifest.name.clone(), path))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use codegen_lsp::{ServerOptions, Settings};
-use codegen_store::Store;
+use codegen_lsp::{DownloadProgress, ProgressSink, ServerOptions, Settings};
+use codegen_store::{Store, StoreConfig, TransferProgress, TransferStage};
 
 use crate::input::resolve_model;
 use crate::ModelArgs;
@@ -29,12 +29,21 @@ pub fn run(args: LspArgs) -> Result<()> {
     let mut options = ServerOptions::with_paths_only();
     options.settings = Settings {
         model: args.model.model.clone(),
-        device: args.model.device.clone(),
+        device: args.model.device.as_str().to_string(),
         threads: args.model.threads,
         ..Settings::default()
     };
-    options.resolve_model = Arc::new(|spec| {
-        let store = Store::from_env();
+    options.resolve_model = Arc::new(|spec, progress: ProgressSink| {
+        // The editor shows the download; a bar on stderr would only fill the log.
+        let mut config = StoreConfig::from_env();
+        config.progress = false;
+        let store = Store::new(config).with_observer(Arc::new(move |p: TransferProgress| {
+            progress(DownloadProgress {
+                done: p.done,
+                total: p.total,
+                verifying: p.stage == TransferStage::Verifying,
+            })
+        }));
         resolve_model(&store, spec).map_err(|e| format!("{e:#}"))
     });
     options.telemetry_path =

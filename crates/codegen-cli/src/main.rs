@@ -1,5 +1,6 @@
 //! The `codegen` binary: thin glue over the library crates. Commands:
-//! `complete`, `model`, `bench`.
+//! `complete`, `model`, `bench`, `lsp`, `sandbox`, `stats`. With `--json`,
+//! stdout carries JSON only; people's output goes to stderr or is left out.
 
 mod bench_eval;
 mod bench_infill;
@@ -14,7 +15,8 @@ mod stats_cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use codegen_model::DeviceKind;
 
 #[derive(Parser)]
 #[command(
@@ -64,17 +66,51 @@ enum BenchCommand {
     /// Fill-in-the-middle tasks built from HumanEval (single-line, multi-line,
     /// random-span) through the editor's path; pass@1 and exact match.
     Infill(bench_infill::InfillArgs),
+    /// Render a finished run's report and chart again from its results.json
+    /// (after the report format changed).
+    Report(bench_eval::ReportArgs),
+}
+
+/// Where the model runs.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU (our fused quantized kernels).
+    Cpu,
+    /// The first visible CUDA GPU (choose another with CUDA_VISIBLE_DEVICES;
+    /// needs a build with the `cuda` feature).
+    Cuda,
+    /// Apple's Metal GPU (needs a build with the `metal` feature).
+    Metal,
+}
+
+impl Device {
+    pub fn kind(self) -> DeviceKind {
+        match self {
+            Device::Cpu => DeviceKind::Cpu,
+            Device::Cuda => DeviceKind::Cuda(0),
+            Device::Metal => DeviceKind::Metal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+            Device::Metal => "metal",
+        }
+    }
 }
 
 /// Options shared by every command that runs a model.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
-    /// Model name (see `codegen model list`) or path to a GGUF file.
+    /// Model: a name (see `codegen model list`), a path to a GGUF file, or a
+    /// Hugging Face Hub file as hf:ORG/REPO/FILE.gguf (default: the default model).
     #[arg(long, short = 'm')]
     pub model: Option<String>,
-    /// cpu, cuda or metal (cuda and metal need a build with that feature).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// CPU threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -90,10 +126,14 @@ pub struct SamplingArgs {
     /// --n above 1, see the command's help.
     #[arg(long)]
     pub temperature: Option<f32>,
+    /// Nucleus sampling: draw only from the most likely tokens whose
+    /// probabilities add up to this.
     #[arg(long, default_value_t = 0.95)]
     pub top_p: f32,
-    #[arg(long)]
+    /// Draw only from the K most likely tokens (default: no limit).
+    #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
+    /// Random seed of the sampler.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -106,9 +146,41 @@ pub fn set_threads(threads: Option<usize>) {
     }
 }
 
+/// Seconds from a plain number (`3`, `0.5`) or a duration (`3s`, `500ms`,
+/// `1m`; humantime's syntax).
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return if seconds.is_finite() && seconds > 0.0 {
+            Ok(seconds)
+        } else {
+            Err("expected a positive number of seconds".into())
+        };
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d.as_secs_f64()),
+        Ok(_) => Err("expected a positive duration".into()),
+        Err(e) => Err(format!(
+            "{e} (expected seconds, like 3 or 0.5, or a duration, like 500ms)"
+        )),
+    }
+}
+
+/// A plain table for the terminal (columns padded, no borders).
+pub fn table<const N: usize>(header: [&str; N]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec());
+    table
+}
+
 pub fn cache_hint() -> PathBuf {
     codegen_store::StoreConfig::from_env().root
 }
+
+#[cfg(test)]
+mod tests;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -129,6 +201,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Evaluate(args)) => bench_eval::evaluate(args),
         Command::Bench(BenchCommand::Humaneval(args)) => bench_eval::humaneval(args),
         Command::Bench(BenchCommand::Infill(args)) => bench_infill::run(args),
+        Command::Bench(BenchCommand::Report(args)) => bench_eval::report(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

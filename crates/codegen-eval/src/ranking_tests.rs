@@ -98,7 +98,14 @@ fn humaneval_policies_overlap_and_ranked_samples() {
         (1, 1)
     );
     let table = ablation_markdown(&result);
-    assert!(table.contains("| combined | 1.000 |"), "{table}");
+    let combined_row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("| combined "))
+        .unwrap_or_else(|| panic!("{table}"))
+        .split('|')
+        .map(str::trim)
+        .collect();
+    assert_eq!(combined_row[1..3], ["combined", "1.000"], "{table}");
 
     let dir =
         std::env::temp_dir().join(format!("codegen-eval-ranking-test-{}", std::process::id()));

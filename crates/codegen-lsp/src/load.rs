@@ -1,15 +1,80 @@
-//! Loading the model in the background, with `$/progress`, `codegen/status`
-//! and errors to `window/logMessage`.
+//! Loading the model in the background, with `$/progress` (the download's
+//! percentage and bytes, throttled), `codegen/status` and errors to
+//! `window/logMessage`.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use codegen_engine::{LoadedModel, TypedThroughCache};
 use codegen_model::DeviceKind;
 use tower_lsp_server::ls_types::{MessageType, NumberOrString, ProgressToken};
 
 use crate::settings::Settings;
-use crate::state::{lock, ModelResolver, ModelState, ServerState};
+use crate::state::{lock, DownloadProgress, ModelResolver, ModelState, ProgressSink, ServerState};
+
+/// Reports closer together than this are dropped (a download calls back
+/// for every chunk).
+const REPORT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One `$/progress` report: percentage (0-100) and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProgressReport {
+    pub percentage: u32,
+    pub message: String,
+}
+
+/// Turns a stream of [`DownloadProgress`] into few reports: one when the
+/// whole percentage changes and at least [`REPORT_INTERVAL`] has passed
+/// since the last report; the first report, the last (100%) and the start
+/// of verification always go out.
+pub(crate) struct ProgressThrottle {
+    interval: Duration,
+    last: Option<(Instant, u32, bool)>,
+}
+
+impl ProgressThrottle {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: None,
+        }
+    }
+
+    pub fn update(&mut self, progress: DownloadProgress, now: Instant) -> Option<ProgressReport> {
+        if progress.total == 0 {
+            return None;
+        }
+        let done = progress.done.min(progress.total);
+        let percent = (done as u128 * 100 / progress.total as u128) as u32;
+        let due = match self.last {
+            None => true,
+            Some((_, _, was_verifying)) if was_verifying != progress.verifying => true,
+            Some((_, last_percent, _)) if last_percent == percent => false,
+            Some(_) if percent == 100 => true,
+            Some((at, _, _)) => now.saturating_duration_since(at) >= self.interval,
+        };
+        if !due {
+            return None;
+        }
+        self.last = Some((now, percent, progress.verifying));
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        let bytes = format!("{:.1} / {:.1} MiB", mib(done), mib(progress.total));
+        Some(if progress.verifying {
+            // The download is complete; the bar stays full while the file
+            // is checked.
+            ProgressReport {
+                percentage: 100,
+                message: format!("verifying {bytes}"),
+            }
+        } else {
+            ProgressReport {
+                percentage: percent,
+                message: bytes,
+            }
+        })
+    }
+}
 
 /// Starts loading the model the settings name; requests meanwhile get no
 /// suggestions. A later call supersedes an unfinished one.
@@ -28,14 +93,37 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
         let progress = if state.client_supports_progress.load(Ordering::Relaxed) {
             let token: ProgressToken = NumberOrString::String(format!("codegen/load/{generation}"));
             match state.client.create_work_done_progress(token.clone()).await {
-                Ok(()) => Some(state.client.progress(token, title).begin().await),
+                Ok(()) => Some(
+                    state
+                        .client
+                        .progress(token, title)
+                        .with_percentage(0)
+                        .begin()
+                        .await,
+                ),
                 Err(_) => None,
             }
         } else {
             None
         };
         let resolver = state.options.resolve_model.clone();
-        let result = tokio::task::spawn_blocking(move || load_model(&resolver, &settings))
+        let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressReport>();
+        let throttle = Mutex::new(ProgressThrottle::new(REPORT_INTERVAL));
+        let sink: ProgressSink = Arc::new(move |download| {
+            if let Some(report) = lock(&throttle).update(download, Instant::now()) {
+                let _ = report_tx.send(report);
+            }
+        });
+        let loading = tokio::task::spawn_blocking(move || load_model(&resolver, &settings, sink));
+        // The sink (and with it the sender) is dropped when loading ends.
+        while let Some(report) = report_rx.recv().await {
+            if let Some(progress) = &progress {
+                progress
+                    .report_with_message(report.message, report.percentage)
+                    .await;
+            }
+        }
+        let result = loading
             .await
             .unwrap_or_else(|err| Err(format!("model loading failed: {err}")));
         if state.load_generation.load(Ordering::SeqCst) != generation {
@@ -71,7 +159,11 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
     });
 }
 
-fn load_model(resolver: &ModelResolver, settings: &Settings) -> Result<Arc<LoadedModel>, String> {
+fn load_model(
+    resolver: &ModelResolver,
+    settings: &Settings,
+    progress: ProgressSink,
+) -> Result<Arc<LoadedModel>, String> {
     if let Some(n) = settings.threads {
         // Read by the thread pools when they start (before the first model).
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
@@ -83,7 +175,7 @@ fn load_model(resolver: &ModelResolver, settings: &Settings) -> Result<Arc<Loade
     let device = device
         .open()
         .map_err(|e| format!("cannot open device {}: {e}", settings.device))?;
-    let (name, path) = resolver(settings.model.as_deref())?;
+    let (name, path) = resolver(settings.model.as_deref(), progress)?;
     LoadedModel::load(&name, &path, &device)
         .map(Arc::new)
         .map_err(|e| format!("cannot load model {}: {e}", path.display()))

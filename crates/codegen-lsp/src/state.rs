@@ -16,10 +16,25 @@ use crate::documents::Documents;
 use crate::settings::Settings;
 use crate::telemetry::TelemetryLog;
 
-/// Finds the GGUF file for a model setting (a name or a path; `None` is
-/// the default model): `(name, path)` or a message for the user.
+/// How far the download of a model has come, as the host reports it while
+/// resolving the model (`total` is 0 while unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadProgress {
+    pub done: u64,
+    pub total: u64,
+    /// Hashing the downloaded file rather than downloading it.
+    pub verifying: bool,
+}
+
+/// Where a resolver reports [`DownloadProgress`] (often: the server throttles).
+pub type ProgressSink = Arc<dyn Fn(DownloadProgress) + Send + Sync>;
+
+/// Finds the GGUF file for a model setting (a name, a path or a hub
+/// reference; `None` is the default model), downloading it if need be and
+/// reporting the download's progress to the sink: `(name, path)` or a
+/// message for the user.
 pub type ModelResolver =
-    Arc<dyn Fn(Option<&str>) -> Result<(String, PathBuf), String> + Send + Sync>;
+    Arc<dyn Fn(Option<&str>, ProgressSink) -> Result<(String, PathBuf), String> + Send + Sync>;
 
 /// How the server is set up by its host (the CLI or a test).
 #[derive(Clone)]
@@ -40,7 +55,7 @@ impl ServerOptions {
     pub fn with_paths_only() -> Self {
         Self {
             settings: Settings::default(),
-            resolve_model: Arc::new(|spec| match spec {
+            resolve_model: Arc::new(|spec, _progress| match spec {
                 Some(path) if std::path::Path::new(path).is_file() => {
                     let name = std::path::Path::new(path)
                         .file_stem()

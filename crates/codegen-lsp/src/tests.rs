@@ -165,3 +165,55 @@ fn the_debounce_follows_the_typing_rhythm_within_bounds() {
     assert_eq!(ms(debounce(75, Some(10.0))), 37.5);
     assert_eq!(ms(debounce(75, Some(1000.0))), 225.0);
 }
+
+/// Download progress becomes few `$/progress` reports: whole percentages,
+/// at most one per interval, the first and the last always.
+#[test]
+fn download_progress_is_throttled_into_percent_reports() {
+    use crate::load::ProgressThrottle;
+    use crate::state::DownloadProgress;
+    use std::time::{Duration, Instant};
+
+    let total = 400 * 1024 * 1024;
+    let at = |done: u64, verifying: bool| DownloadProgress {
+        done,
+        total,
+        verifying,
+    };
+    let start = Instant::now();
+    let ms = |n: u64| start + Duration::from_millis(n);
+    let mut throttle = ProgressThrottle::new(Duration::from_millis(250));
+    let mut reports = Vec::new();
+    let mut feed = |p: DownloadProgress, t: Instant| {
+        if let Some(r) = throttle.update(p, t) {
+            reports.push(format!("{}% {}", r.percentage, r.message));
+        }
+    };
+    feed(
+        DownloadProgress {
+            total: 0,
+            ..at(5, false)
+        },
+        ms(0),
+    ); // size unknown yet
+    feed(at(0, false), ms(0));
+    feed(at(total / 100, false), ms(10)); // too soon
+    feed(at(total * 3 / 100, false), ms(300));
+    feed(at(total * 3 / 100 + 1, false), ms(900)); // same percent
+    feed(at(total * 88 / 100, false), ms(1200));
+    feed(at(total, false), ms(1201)); // the end always goes out
+    feed(at(0, true), ms(1202)); // so does the start of verification
+    feed(at(total / 2, true), ms(1300)); // too soon
+    feed(at(total, true), ms(1301));
+    expect_test::expect![[r#"
+        [
+            "0% 0.0 / 400.0 MiB",
+            "3% 12.0 / 400.0 MiB",
+            "88% 352.0 / 400.0 MiB",
+            "100% 400.0 / 400.0 MiB",
+            "100% verifying 0.0 / 400.0 MiB",
+            "100% verifying 400.0 / 400.0 MiB",
+        ]
+    "#]]
+    .assert_debug_eq(&reports);
+}

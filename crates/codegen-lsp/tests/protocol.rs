@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use codegen_lsp::{serve, ServeOutcome, ServerOptions};
+use codegen_lsp::{serve, DownloadProgress, ServeOutcome, ServerOptions};
 use codegen_model::testing::{write_tiny_gguf, TinyConfig};
 use serde_json::{json, Value};
 use tokio::io::{
@@ -36,11 +36,18 @@ fn tiny_model(dir: &std::path::Path) -> PathBuf {
 
 impl Lsp {
     fn start() -> Lsp {
+        Lsp::start_with(|_, _| {})
+    }
+
+    /// Starts a server whose options `configure` may change (it gets the
+    /// tiny model's path).
+    fn start_with(configure: impl FnOnce(&mut ServerOptions, &std::path::Path)) -> Lsp {
         let dir = tempfile::tempdir().unwrap();
         let model_path = tiny_model(dir.path());
         let mut options = ServerOptions::with_paths_only();
         options.telemetry_path = Some(dir.path().join("telemetry.jsonl"));
         options.debug_methods = true;
+        configure(&mut options, &model_path);
         let (client_side, server_side) = tokio::io::duplex(1 << 16);
         let (server_read, server_write) = tokio::io::split(server_side);
         let server = tokio::spawn(serve(server_read, server_write, options));
@@ -302,6 +309,48 @@ async fn capabilities_advertise_inline_completion_sync_and_the_accept_command() 
     assert_eq!(begin["params"]["value"]["kind"], json!("begin"));
     let end = lsp.notification("$/progress").await;
     assert_eq!(end["params"]["value"]["kind"], json!("end"));
+    assert!(lsp.shutdown_and_exit().await.shutdown_requested);
+}
+
+/// A model fetched on first use: the editor sees the download's percentage
+/// and bytes in `$/progress` reports between begin and end.
+#[tokio::test]
+async fn a_model_download_reports_percentage_and_bytes() {
+    let mut lsp = Lsp::start_with(|options, model_path| {
+        let model_path = model_path.to_path_buf();
+        options.resolve_model = std::sync::Arc::new(move |_spec, progress| {
+            let total = 469 * 1024 * 1024;
+            for done in [0, total / 3, total] {
+                progress(DownloadProgress {
+                    done,
+                    total,
+                    verifying: false,
+                });
+            }
+            Ok(("downloaded".into(), model_path.clone()))
+        });
+    });
+    lsp.initialize().await;
+    let begin = lsp.notification("$/progress").await;
+    assert_eq!(begin["params"]["value"]["kind"], json!("begin"));
+    assert_eq!(begin["params"]["value"]["percentage"], json!(0));
+    let mut reports = Vec::new();
+    loop {
+        let value = lsp.notification("$/progress").await["params"]["value"].clone();
+        if value["kind"] == json!("end") {
+            break;
+        }
+        assert_eq!(value["kind"], json!("report"), "{value}");
+        reports.push(value);
+    }
+    // The first and the last always go out; the middle one came too soon.
+    assert_eq!(
+        reports,
+        vec![
+            json!({"kind": "report", "percentage": 0, "message": "0.0 / 469.0 MiB"}),
+            json!({"kind": "report", "percentage": 100, "message": "469.0 / 469.0 MiB"}),
+        ]
+    );
     assert!(lsp.shutdown_and_exit().await.shutdown_requested);
 }
 

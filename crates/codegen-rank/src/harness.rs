@@ -19,7 +19,8 @@ use serde::Deserialize;
 
 use crate::examples::{Example, ExampleKind};
 
-/// Prefix of the lines the program reports on.
+/// The old prefix of report lines on stdout. Reports are now verdicts
+/// (`Sandbox::run_harness`); a line with this prefix is candidate noise.
 pub const TAG: &str = "__codegen_rank__ ";
 
 /// Time limits of one program.
@@ -59,7 +60,7 @@ pub(crate) fn program(
         "max_timeouts": limits.max_timeouts,
     });
     TEMPLATE
-        .replace("@TAG@", TAG)
+        .replace("@ISOLATE@", codegen_sandbox::ISOLATE_PY)
         .replace("@SPEC@", &python_str_literal(&spec.to_string()))
 }
 
@@ -123,10 +124,9 @@ pub(crate) fn parse_outcome(outcome: &Outcome, n_examples: usize) -> RunReport {
         Status::TimedOut => report.timed_out = true,
         _ => {}
     }
-    for line in outcome.stdout.lines() {
-        let Some(json) = line.strip_prefix(TAG) else {
-            continue;
-        };
+    // Only the harness's verdicts count: candidate code, in its own process,
+    // can neither read the run's secret nor reach the harness's stdout.
+    for json in &outcome.verdicts {
         let Ok(parsed) = serde_json::from_str::<Line>(json) else {
             continue;
         };
@@ -152,7 +152,8 @@ pub(crate) fn parse_outcome(outcome: &Outcome, n_examples: usize) -> RunReport {
     report
 }
 
-const TEMPLATE: &str = r#"import ast
+const TEMPLATE: &str = r#"@ISOLATE@
+import ast
 import builtins
 import json
 import math
@@ -160,21 +161,15 @@ import os
 import signal
 import sys
 
-_TAG = "@TAG@"
-_out = os.dup(1)
-try:
-    # Whatever the candidate writes to fd 1 or 2 goes nowhere.
-    _null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(_null, 1)
-    os.dup2(_null, 2)
-except OSError:
-    pass
-_write = os.write
-_dumps = json.dumps
+# The candidate runs in its own process (ISOLATE_PY); this one only parses
+# the examples, asks for results and writes verdicts.
+codegen_protect()
+_U = Untrusted()
+codegen_read_secret()
 
 
 def _emit(obj):
-    _write(_out, (_TAG + _dumps(obj) + "\n").encode())
+    codegen_verdict(json.dumps(obj))
 
 
 class _Timeout(BaseException):
@@ -196,15 +191,16 @@ def _limited(fn, seconds):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-class _Sink:
-    def write(self, s):
-        return len(s)
-
-    def flush(self):
-        pass
-
-    def isatty(self):
-        return False
+def _error_name(e):
+    if isinstance(e, _IsoForeignError):
+        return e.type_name.rsplit(".", 1)[-1]
+    if isinstance(e, UntrustedTimeout):
+        return "Timeout"
+    if isinstance(e, UntrustedGone):
+        return "Exit"
+    if isinstance(e, UntrustedNotPlain):
+        return "NotPlain"
+    return type(e).__name__
 
 
 SPEC = json.loads(@SPEC@)
@@ -384,21 +380,11 @@ def _repr(v):
     return text
 
 
-sys.stdin = None
-_real_stdout, _real_stderr = sys.stdout, sys.stderr
-sys.stdout = _Sink()
-sys.stderr = _Sink()
-g = {"__name__": "__codegen_rank__", "__builtins__": builtins}
 load_error = None
 try:
-    code = compile(SPEC["source"], "<candidate>", "exec")
-    _limited(lambda: exec(code, g), SPEC["load_timeout"])
-except _Timeout:
-    load_error = "Timeout"
+    _U.load(SPEC["source"], "<candidate>", {"__name__": "__codegen_rank__"}, None, SPEC["load_timeout"])
 except BaseException as e:
-    load_error = type(e).__name__
-sys.stdout = _Sink()
-sys.stderr = _Sink()
+    load_error = _error_name(e)
 _emit({"kind": "load", "error": load_error})
 
 timeouts = 0
@@ -417,23 +403,20 @@ for i, call, seconds in inputs:
     else:
         try:
             if is_setup:
-                _limited(lambda: exec(compile(call, "<setup>", "exec"), g), seconds)
+                _U.exec(call, "<setup>", seconds)
                 continue
-            value = _limited(lambda: eval(compile(call, "<example>", "eval"), g), seconds)
+            value = _U.eval(call, "<example>", seconds)
             out = _repr(value)
             ok = _same(value, expected[i]) if i < len(examples) else None
-        except _Timeout:
-            timeouts += 1
-            out = "!Timeout"
-            ok = False
         except BaseException as e:
-            out = "!" + type(e).__name__
+            out = "!" + _error_name(e)
+            if out == "!Timeout":
+                timeouts += 1
             ok = False
-        sys.stdout = _Sink()
-        sys.stderr = _Sink()
     if is_setup:
         continue
     _emit({"kind": "result", "i": i, "out": out, "pass": ok if i < len(examples) and valid[i] else None})
 
+_U.kill()
 os._exit(0)
 "#;

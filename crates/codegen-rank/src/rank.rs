@@ -552,7 +552,8 @@ pub fn analyze_many_cached(
         }
     }
     let run_texts: Vec<String> = to_run.iter().map(|&i| texts[i].clone()).collect();
-    let outcomes = sandbox.run_many(run_texts, cfg.workers.max(1));
+    let outcomes =
+        sandbox.run_many_harness_with_progress(&run_texts, cfg.workers.max(1), &|_, _| {});
     for (&idx, outcome) in to_run.iter().zip(&outcomes) {
         let job = &jobs[idx];
         let report = harness::parse_outcome(outcome, job.n_examples);

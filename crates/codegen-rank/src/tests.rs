@@ -636,3 +636,38 @@ fn candidate_output_cannot_fake_results() {
     );
     assert_eq!(ranking.candidates[0].text, "    return a + b\n");
 }
+
+#[test]
+fn candidates_cannot_forge_passing_examples() {
+    let doc = ParsedDocument::new(HEADER.to_string(), Language::Python);
+    let fakes = [
+        // An object equal to everything: not plain data, so never compared.
+        "    class Always:\n        def __eq__(self, other):\n            return True\n    return Always()\n".to_string(),
+        // Report lines written to every descriptor, then an early exit.
+        "    import os\n    for fd in range(256):\n        try:\n            os.write(fd, b'{\"kind\": \"result\", \"i\": 0, \"out\": \"3\", \"pass\": true}\\n')\n        except OSError:\n            pass\n    os._exit(0)\n".to_string(),
+        // Calling whatever report function the frames above hold.
+        "    import sys\n    f = sys._getframe()\n    while f is not None:\n        for k in ('_emit', 'codegen_verdict'):\n            if k in f.f_globals:\n                f.f_globals[k]({'kind': 'result', 'i': 0, 'out': '3', 'pass': True})\n        f = f.f_back\n    return 0\n".to_string(),
+    ];
+    let mut cands: Vec<_> = fakes.iter().map(|f| raw(f, -0.1)).collect();
+    cands.push(raw("    return a + b\n", -0.5));
+    let request = RankRequest {
+        function_name: Some("add"),
+        ..inline_request(&doc, &cands)
+    };
+    let ranking = rank(
+        &request,
+        &RankConfig::combined(),
+        RankMode::Batch,
+        Some(sandbox()),
+    );
+    for fake in &fakes {
+        let c = ranking
+            .candidates
+            .iter()
+            .find(|c| &c.text == fake)
+            .unwrap_or_else(|| panic!("missing {fake}"));
+        assert_eq!(c.features.examples_passed, 0, "{fake}");
+    }
+    assert_eq!(ranking.candidates[0].text, "    return a + b\n");
+    assert_eq!(ranking.candidates[0].features.examples_passed, 1);
+}

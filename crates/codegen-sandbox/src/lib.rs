@@ -1,6 +1,7 @@
 //! codegen-sandbox: runs an untrusted Python program, given as text, and
 //! reports whether it passed, failed (with the error's last line) or timed
-//! out.
+//! out. The threat model, what is closed and what remains open are in the
+//! crate's README.md.
 //!
 //! Model output is assumed hostile. Each run gets, on Linux:
 //!
@@ -13,10 +14,16 @@
 //!   on the host it is uid/gid 65534 when started as root (the caller writes
 //!   that mapping from outside, and root's supplementary groups are cleared),
 //!   or the calling user otherwise (a user can only map its own uid);
-//! - a read-only, `nosuid` view of the whole file system, a fresh `/proc`,
-//!   empty read-only tmpfs over `/home`, `/root` and `$HOME`, and a fresh
-//!   size-capped tmpfs at `/tmp` as the working directory (it vanishes with
-//!   the mount namespace);
+//! - a minimal root of its own (`pivot_root`): the interpreter, the
+//!   directories of its own `sys.path` and the shared libraries they load,
+//!   read-only; `/dev/null`, `/dev/zero`, `/dev/urandom`; a fresh `/proc` of
+//!   its PID namespace; a size-capped tmpfs at `/tmp` as the working
+//!   directory. No `/home`, `/root`, `/opt`, `/srv`, `/run`, `/var`, `/sys`,
+//!   site-packages (unless listed in [`SandboxConfig::extra_ro_paths`]),
+//!   project checkout or cache (see `root.rs`);
+//! - a seccomp filter refusing ptrace, mount and namespace calls, bpf,
+//!   keyrings, perf, io_uring, module and reboot calls and non-INET/UNIX
+//!   sockets (the table is in [`filter`]);
 //! - rlimits on CPU time, address space, file size, open files and processes
 //!   (the process limit counts per run, because every run has its own user
 //!   namespace);
@@ -25,18 +32,23 @@
 //!   the kernel kill everything left in the PID namespace, including
 //!   processes that called `setsid`.
 //!
-//! What it never does: run a program without namespaces unless the caller
-//! opted in with [`SandboxConfig::allow_unsandboxed`] (the CLI's
-//! `--unsafe-no-sandbox`); interpret the program's output (that is the
-//! evaluator's job); touch the network.
+//! Where the kernel refuses any of these (user namespaces, a step of the
+//! root, seccomp), [`Sandbox::new`] fails with a message naming the step;
+//! only [`SandboxConfig::allow_unsandboxed`] (the CLI's
+//! `--unsafe-no-sandbox`) runs the program anyway, without isolation.
 //!
-//! The verdict comes from the program's exit status, so code written to fake a
-//! pass (by exiting 0 early) can do so; what the sandbox guarantees is
-//! containment, not honesty.
+//! Verdicts: a program's exit status can be faked by the code it runs, so
+//! harnesses use [`Sandbox::run_harness`] and [`ISOLATE_PY`]: the candidate
+//! runs in a separate process and only the harness process, which holds a
+//! per-run secret, can write a verdict line.
 
 mod capture;
 mod diagnose;
+#[cfg(target_os = "linux")]
+pub mod filter;
 mod pyliteral;
+#[cfg(target_os = "linux")]
+mod root;
 #[cfg(target_os = "linux")]
 mod spawn;
 #[cfg(not(target_os = "linux"))]
@@ -45,9 +57,14 @@ mod spawn;
 
 pub use pyliteral::python_str_literal;
 
+/// The Python runtime a harness prepends to its program so that candidate
+/// code runs in a separate, untrusted process and the verdict is written by
+/// the trusted one only (see the crate's README, "Verdicts").
+pub const ISOLATE_PY: &str = include_str!("isolate.py");
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Settings of a [`Sandbox`].
@@ -84,6 +101,11 @@ pub struct SandboxConfig {
     /// and inside the user namespace). Default 65534 (nobody).
     pub sandbox_uid: u32,
     pub sandbox_gid: u32,
+    /// Host paths bound read-only into the minimal root at the same place
+    /// (for example a site-packages directory a run needs). Nothing outside
+    /// the interpreter, its standard library and its shared libraries is
+    /// there otherwise.
+    pub extra_ro_paths: Vec<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -101,6 +123,7 @@ impl Default for SandboxConfig {
             allow_unsandboxed: false,
             sandbox_uid: 65534,
             sandbox_gid: 65534,
+            extra_ro_paths: Vec::new(),
         }
     }
 }
@@ -134,6 +157,10 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub duration: Duration,
+    /// Runs started with [`Sandbox::run_harness`]: the stdout lines that
+    /// began with the run's secret (which the program read from stdin), with
+    /// the secret removed; they are not part of `stdout`. Empty otherwise.
+    pub verdicts: Vec<String>,
 }
 
 impl Outcome {
@@ -155,10 +182,14 @@ pub enum Isolation {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error(
-        "the kernel refuses the namespaces the sandbox needs: {reason}. \
-         Untrusted code is not run without them; pass --unsafe-no-sandbox to run it anyway, without isolation"
+        "the kernel refuses what the sandbox needs: {reason}. \
+         Untrusted code is not run without it; pass --unsafe-no-sandbox to run it anyway, without isolation"
     )]
     NamespacesUnavailable { reason: String },
+    #[error("cannot plan the sandbox's minimal root: {0}")]
+    Root(String),
+    #[error("cannot compile the sandbox's seccomp filter: {0}")]
+    Filter(String),
     #[error("python interpreter {python:?} not found{detail}")]
     PythonNotFound { python: PathBuf, detail: String },
     #[error(
@@ -180,7 +211,10 @@ pub struct Sandbox {
     cfg: SandboxConfig,
     python: PathBuf,
     isolation: Isolation,
-    hidden_dirs: Vec<PathBuf>,
+    #[cfg(target_os = "linux")]
+    root: Option<Arc<root::RootPlan>>,
+    #[cfg(target_os = "linux")]
+    filters: Option<Arc<[seccompiler::BpfProgram; 2]>>,
 }
 
 impl Sandbox {
@@ -204,15 +238,27 @@ impl Sandbox {
         }
         let hidden_dirs = diagnose::hidden_dirs();
         let python = resolve_python(&cfg.python, &hidden_dirs)?;
+        #[cfg(target_os = "linux")]
+        let mut sandbox = {
+            let root = root::plan(&python, &cfg.extra_ro_paths).map_err(SandboxError::Root)?;
+            let filters = filter::compile().map_err(SandboxError::Filter)?;
+            Sandbox {
+                cfg,
+                python,
+                isolation: Isolation::Namespaces,
+                root: Some(Arc::new(root)),
+                filters: Some(Arc::new(filters)),
+            }
+        };
+        #[cfg(not(target_os = "linux"))]
         let mut sandbox = Sandbox {
             cfg,
             python,
             isolation: Isolation::Namespaces,
-            hidden_dirs,
         };
         const PROBE: &str = "print('codegen-sandbox-probe')\n";
         let probe_timeout = Duration::from_secs(20).max(sandbox.cfg.timeout);
-        let outcome = sandbox.run_with_timeout(PROBE, probe_timeout);
+        let outcome = sandbox.run_with_timeout(PROBE, probe_timeout, None);
         match &outcome.status {
             Status::Passed if outcome.stdout.trim() == "codegen-sandbox-probe" => Ok(sandbox),
             Status::Error { message } => {
@@ -221,7 +267,7 @@ impl Sandbox {
                     return Err(SandboxError::NamespacesUnavailable { reason });
                 }
                 sandbox.isolation = Isolation::Unsandboxed { reason };
-                let outcome = sandbox.run_with_timeout(PROBE, probe_timeout);
+                let outcome = sandbox.run_with_timeout(PROBE, probe_timeout, None);
                 if outcome.status == Status::Passed {
                     Ok(sandbox)
                 } else {
@@ -262,8 +308,45 @@ impl Sandbox {
     }
 
     /// Runs one program (the text of a Python script) and waits for it.
+    /// Its stdin is `/dev/null`.
     pub fn run_python(&self, program: &str) -> Outcome {
-        self.run_with_timeout(program, self.cfg.timeout)
+        self.run_with_timeout(program, self.cfg.timeout, None)
+    }
+
+    /// Runs a harness program: its stdin holds one line, a fresh random
+    /// secret, and the stdout lines it writes starting with that secret and
+    /// a space come back as [`Outcome::verdicts`]. A harness built on
+    /// [`ISOLATE_PY`] reads the secret only after the candidate's process is
+    /// forked, so candidate code can neither read it nor write a verdict.
+    pub fn run_harness(&self, program: &str) -> Outcome {
+        let secret = fresh_secret();
+        self.run_with_timeout(program, self.cfg.timeout, Some(&secret))
+    }
+
+    /// [`Sandbox::run_harness`] on `workers` threads, outcomes in input
+    /// order; `on_done(index, outcome)` as each finishes.
+    pub fn run_many_harness_with_progress(
+        &self,
+        programs: &[String],
+        workers: usize,
+        on_done: &(dyn Fn(usize, &Outcome) + Sync),
+    ) -> Vec<Outcome> {
+        self.run_many_inner(programs, workers, true, on_done)
+    }
+
+    /// Host paths the minimal root binds read-only (empty off Linux).
+    pub fn root_paths(&self) -> Vec<PathBuf> {
+        #[cfg(target_os = "linux")]
+        {
+            self.root
+                .as_ref()
+                .map(|r| r.bound.clone())
+                .unwrap_or_default()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Vec::new()
+        }
     }
 
     /// Runs programs on `workers` threads; outcomes are in input order.
@@ -279,6 +362,16 @@ impl Sandbox {
         workers: usize,
         on_done: &(dyn Fn(usize, &Outcome) + Sync),
     ) -> Vec<Outcome> {
+        self.run_many_inner(programs, workers, false, on_done)
+    }
+
+    fn run_many_inner(
+        &self,
+        programs: &[String],
+        workers: usize,
+        harness: bool,
+        on_done: &(dyn Fn(usize, &Outcome) + Sync),
+    ) -> Vec<Outcome> {
         let n = programs.len();
         let workers = workers.clamp(1, n.max(1));
         let next = AtomicUsize::new(0);
@@ -290,7 +383,11 @@ impl Sandbox {
                     if idx >= n {
                         break;
                     }
-                    let outcome = self.run_python(&programs[idx]);
+                    let outcome = if harness {
+                        self.run_harness(&programs[idx])
+                    } else {
+                        self.run_python(&programs[idx])
+                    };
                     on_done(idx, &outcome);
                     let mut slots = slots.lock().unwrap_or_else(|e| e.into_inner());
                     slots[idx] = Some(outcome);
@@ -312,22 +409,57 @@ impl Sandbox {
                     exit_code: None,
                     signal: None,
                     duration: Duration::ZERO,
+                    verdicts: Vec::new(),
                 })
             })
             .collect()
     }
 
-    fn run_with_timeout(&self, program: &str, timeout: Duration) -> Outcome {
+    fn run_with_timeout(&self, program: &str, timeout: Duration, secret: Option<&str>) -> Outcome {
+        let namespaces = self.isolation == Isolation::Namespaces;
         let request = spawn::Request {
             cfg: &self.cfg,
             python: &self.python,
-            hidden_dirs: &self.hidden_dirs,
-            namespaces: self.isolation == Isolation::Namespaces,
+            namespaces,
+            #[cfg(target_os = "linux")]
+            root: self.root.as_deref().filter(|_| namespaces),
+            #[cfg(target_os = "linux")]
+            filters: self.filters.as_deref().filter(|_| namespaces),
+            secret,
             program,
             timeout,
         };
         spawn::run(&request)
     }
+}
+
+/// 128 random bits, hex.
+fn fresh_secret() -> String {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    #[cfg(target_os = "linux")]
+    while filled < bytes.len() {
+        // SAFETY: getrandom writes at most the given length into our buffer.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if n <= 0 {
+            break;
+        }
+        filled += n as usize;
+    }
+    if filled < bytes.len() {
+        // No getrandom: the clock and the address space layout still make a
+        // value that candidate code, which never sees it, cannot guess.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let addr = &bytes as *const _ as usize as u128;
+        let mixed = t ^ (addr << 64) ^ u128::from(std::process::id());
+        bytes = mixed.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn describe_failure(outcome: &Outcome) -> String {

@@ -32,18 +32,27 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use seccompiler::BpfProgram;
 
 use crate::capture::{last_line, CappedBuffer};
 use crate::diagnose::{errno_text, signal_name};
+use crate::root::{RootOp, RootPlan, STAGING};
 use crate::{Outcome, SandboxConfig, Status};
 
 pub(crate) struct Request<'a> {
     pub(crate) cfg: &'a SandboxConfig,
     pub(crate) python: &'a Path,
-    pub(crate) hidden_dirs: &'a [PathBuf],
     pub(crate) namespaces: bool,
+    /// The minimal root (namespaced runs).
+    pub(crate) root: Option<&'a RootPlan>,
+    /// The seccomp filters, installed right before `exec`.
+    pub(crate) filters: Option<&'a [BpfProgram; 2]>,
+    /// A per-run secret the program reads from stdin; stdout lines that start
+    /// with it are verdict lines (see [`crate::Outcome::verdicts`]).
+    pub(crate) secret: Option<&'a str>,
     pub(crate) program: &'a str,
     pub(crate) timeout: Duration,
 }
@@ -64,21 +73,23 @@ enum Step {
     WriteGidMap,
     ForkInit,
     MountPrivate,
-    RemountReadonly,
+    MountStaging,
+    BuildRoot,
+    PivotRoot,
+    RemountRootReadonly,
     MountProc,
-    HideHome,
-    MountScratch,
     MountTmp,
     WriteProgram,
     Chdir,
     Rlimit,
     ForkProgram,
     NoNewPrivs,
+    Seccomp,
     Exec,
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 25] = [
         Step::Fds,
         Step::Setgroups,
         Step::WaitForMaps,
@@ -91,16 +102,18 @@ impl Step {
         Step::WriteGidMap,
         Step::ForkInit,
         Step::MountPrivate,
-        Step::RemountReadonly,
+        Step::MountStaging,
+        Step::BuildRoot,
+        Step::PivotRoot,
+        Step::RemountRootReadonly,
         Step::MountProc,
-        Step::HideHome,
-        Step::MountScratch,
         Step::MountTmp,
         Step::WriteProgram,
         Step::Chdir,
         Step::Rlimit,
         Step::ForkProgram,
         Step::NoNewPrivs,
+        Step::Seccomp,
         Step::Exec,
     ];
 
@@ -124,16 +137,20 @@ impl Step {
             Step::WriteGidMap => "writing the helper's /proc/PID/gid_map",
             Step::ForkInit => "fork of the PID-namespace init",
             Step::MountPrivate => "making mounts private (mount / MS_REC|MS_PRIVATE)",
-            Step::RemountReadonly => "making the file system read-only (mount_setattr)",
+            Step::MountStaging => "mounting the tmpfs the minimal root is built in",
+            Step::BuildRoot => {
+                "building the minimal root (bind-mounting the interpreter, its libraries and /dev nodes read-only)"
+            }
+            Step::PivotRoot => "pivot_root into the minimal root",
+            Step::RemountRootReadonly => "making the minimal root read-only",
             Step::MountProc => "mounting a fresh /proc",
-            Step::HideHome => "mounting an empty tmpfs over a home directory",
-            Step::MountScratch => "mounting tmpfs over /dev/shm or /var/tmp",
             Step::MountTmp => "mounting the tmpfs working directory",
             Step::WriteProgram => "writing the program file",
             Step::Chdir => "chdir to the working directory",
             Step::Rlimit => "setrlimit",
             Step::ForkProgram => "fork of the program process",
             Step::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
+            Step::Seccomp => "installing the seccomp filter (seccomp(SECCOMP_SET_MODE_FILTER))",
             Step::Exec => "execve of the python interpreter",
         }
     }
@@ -149,16 +166,6 @@ const RECORD: usize = 12;
 const REPORT_FD: RawFd = 3;
 /// Where A keeps the read end of the pipe on which the caller says "maps written".
 const GO_FD: RawFd = 4;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
 
 /// Everything the children need, prepared before `fork`.
 struct Plan {
@@ -176,11 +183,13 @@ struct Plan {
     clear_groups: bool,
     /// uid and gid inside the user namespace.
     inner_ids: (u32, u32),
-    hidden: Vec<CString>,
-    scratch: Vec<CString>,
+    root_ops: Vec<RootOp>,
+    staging: CString,
+    proc_target: CString,
+    staging_opts: CString,
     tmp_opts: CString,
-    hide_opts: CString,
-    scratch_opts: CString,
+    mask_opts: CString,
+    filters: Option<[BpfProgram; 2]>,
     cpu_seconds: u64,
     memory_bytes: u64,
     max_file_bytes: u64,
@@ -207,9 +216,15 @@ impl Plan {
         fds: [RawFd; 5],
     ) -> Result<Plan, String> {
         let cfg = req.cfg;
-        let python = cpath(req.python)?;
+        // The canonical interpreter (what the minimal root binds); argv[0]
+        // keeps the name the caller gave.
+        let exec_path = match req.root {
+            Some(root) => root.python.as_path(),
+            None => req.python,
+        };
+        let python = cpath(exec_path)?;
         let argv = vec![
-            python.clone(),
+            cpath(req.python)?,
             cstring(b"-I")?,
             cstring(b"-B")?,
             cpath(script)?,
@@ -231,11 +246,6 @@ impl Plan {
         // SAFETY: plain getters.
         let euid = unsafe { libc::geteuid() };
         let drop_to = (euid == 0).then_some((cfg.sandbox_uid, cfg.sandbox_gid));
-        let hidden = req
-            .hidden_dirs
-            .iter()
-            .map(|d| cpath(d))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Plan {
             python,
             _argv: argv,
@@ -248,8 +258,11 @@ impl Plan {
             drop_to,
             clear_groups: euid == 0,
             inner_ids: (cfg.sandbox_uid, cfg.sandbox_gid),
-            hidden,
-            scratch: vec![cstring(b"/dev/shm")?, cstring(b"/var/tmp")?],
+            root_ops: req.root.map(|r| r.ops.clone()).unwrap_or_default(),
+            staging: cstring(STAGING.as_bytes())?,
+            proc_target: cstring(format!("{STAGING}/proc").as_bytes())?,
+            staging_opts: cstring(b"size=1m,nr_inodes=4096,mode=0755")?,
+            filters: req.filters.cloned(),
             tmp_opts: cstring(
                 format!(
                     "size={},nr_inodes=4096,mode=0700",
@@ -257,8 +270,7 @@ impl Plan {
                 )
                 .as_bytes(),
             )?,
-            hide_opts: cstring(b"size=16k,nr_inodes=16,mode=0555")?,
-            scratch_opts: cstring(b"size=8m,nr_inodes=1024,mode=0700")?,
+            mask_opts: cstring(b"size=16k,nr_inodes=16,mode=0555")?,
             cpu_seconds: cfg.cpu_seconds.max(1),
             memory_bytes: cfg.memory_bytes,
             max_file_bytes: cfg.max_file_bytes,
@@ -377,6 +389,13 @@ unsafe fn exec_python(plan: &Plan) -> ! {
     if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
         fail(Step::NoNewPrivs);
     }
+    if let Some(filters) = &plan.filters {
+        for filter in filters {
+            if seccompiler::apply_filter(filter).is_err() {
+                fail(Step::Seccomp);
+            }
+        }
+    }
     libc::execve(
         plan.python.as_ptr(),
         plan.argv_ptrs.as_ptr(),
@@ -464,15 +483,100 @@ unsafe fn mount_tmpfs(target: &CString, flags: libc::c_ulong, opts: &CString) ->
     )
 }
 
+/// Carries out the minimal root's plan inside the staging tmpfs.
+unsafe fn build_root(plan: &Plan) {
+    for op in &plan.root_ops {
+        let ok = match op {
+            RootOp::Dir(path) => libc::mkdir(path.as_ptr(), 0o755) == 0 || errno() == libc::EEXIST,
+            RootOp::Symlink { target, path } => {
+                libc::symlink(target.as_ptr(), path.as_ptr()) == 0 || errno() == libc::EEXIST
+            }
+            RootOp::BindRo {
+                src,
+                dst,
+                file,
+                locked,
+            } => {
+                if *file {
+                    let fd = libc::open(
+                        dst.as_ptr(),
+                        libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                        0o644,
+                    );
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                }
+                libc::mount(
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) == 0
+                    && libc::mount(
+                        std::ptr::null(),
+                        dst.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REMOUNT
+                            | libc::MS_BIND
+                            | libc::MS_RDONLY
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV
+                            | locked,
+                        std::ptr::null(),
+                    ) == 0
+            }
+            RootOp::BindDev { src, dst, locked } => {
+                let fd = libc::open(
+                    dst.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                libc::mount(
+                    src.as_ptr(),
+                    dst.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ) == 0
+                    && libc::mount(
+                        std::ptr::null(),
+                        dst.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REMOUNT
+                            | libc::MS_BIND
+                            | libc::MS_NOSUID
+                            | libc::MS_NOEXEC
+                            | locked,
+                        std::ptr::null(),
+                    ) == 0
+            }
+            RootOp::Mask(path) => {
+                mount_tmpfs(
+                    path,
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    &plan.mask_opts,
+                ) == 0
+            }
+        };
+        if !ok {
+            fail(Step::BuildRoot);
+        }
+    }
+}
+
 /// Process B: PID 1 of the new PID namespace.
 unsafe fn namespace_init(plan: &Plan) -> ! {
     if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
         fail(Step::Prctl);
     }
-    let root = c"/".as_ptr();
     if libc::mount(
         std::ptr::null(),
-        root,
+        c"/".as_ptr(),
         std::ptr::null(),
         libc::MS_REC | libc::MS_PRIVATE,
         std::ptr::null(),
@@ -480,69 +584,67 @@ unsafe fn namespace_init(plan: &Plan) -> ! {
     {
         fail(Step::MountPrivate);
     }
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    if libc::syscall(
-        libc::SYS_mount_setattr,
-        libc::AT_FDCWD,
-        root,
-        libc::AT_RECURSIVE as libc::c_uint,
-        &attr as *const MountAttr,
-        std::mem::size_of::<MountAttr>(),
-    ) != 0
-        && errno() != libc::ENOSYS
-    {
-        // Kernels before 5.12 lack mount_setattr; the tmpfs mounts below
-        // still cover the usual world-writable places.
-        fail(Step::RemountReadonly);
-    }
+    // The new root: a small tmpfs (over the host's /tmp, in this mount
+    // namespace only), filled from the plan, then made the root.
     let nosuid = libc::MS_NOSUID | libc::MS_NODEV;
-    let proc_path = c"/proc".as_ptr();
+    if mount_tmpfs(&plan.staging, nosuid, &plan.staging_opts) != 0 {
+        fail(Step::MountStaging);
+    }
+    build_root(plan);
+    // A fresh /proc of this PID namespace, mounted while the host's /proc is
+    // still visible (the kernel refuses a new procfs in a user namespace
+    // otherwise); where it is refused anyway (a masked /proc in a container)
+    // the root has no /proc rather than the host's.
     if libc::mount(
         c"proc".as_ptr(),
-        proc_path,
+        plan.proc_target.as_ptr(),
         c"proc".as_ptr(),
         nosuid | libc::MS_NOEXEC,
         std::ptr::null(),
     ) != 0
+        && !matches!(errno(), libc::EPERM | libc::EACCES)
     {
-        // A /proc we may not replace (e.g. partly masked in a container):
-        // hide it rather than show the host's processes.
+        fail(Step::MountProc);
+    }
+    if libc::chdir(plan.staging.as_ptr()) != 0 {
+        fail(Step::PivotRoot);
+    }
+    let dot = c".".as_ptr();
+    if libc::syscall(libc::SYS_pivot_root, dot, dot) == 0 {
+        // The old root now sits on top of the new one: detach it.
+        if libc::umount2(dot, libc::MNT_DETACH) != 0 {
+            fail(Step::PivotRoot);
+        }
+    } else {
+        // pivot_root refuses some roots (an initramfs): move the new root
+        // over / and chroot into it instead.
         if libc::mount(
-            c"tmpfs".as_ptr(),
-            proc_path,
-            c"tmpfs".as_ptr(),
-            libc::MS_RDONLY | nosuid | libc::MS_NOEXEC,
-            plan.hide_opts.as_ptr().cast(),
+            dot,
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_MOVE,
+            std::ptr::null(),
         ) != 0
+            || libc::chroot(dot) != 0
         {
-            fail(Step::MountProc);
+            fail(Step::PivotRoot);
         }
     }
-    for dir in &plan.hidden {
-        if mount_tmpfs(
-            dir,
-            libc::MS_RDONLY | nosuid | libc::MS_NOEXEC,
-            &plan.hide_opts,
-        ) != 0
-            && !matches!(errno(), libc::ENOENT | libc::ENOTDIR)
-        {
-            fail(Step::HideHome);
-        }
-    }
-    for dir in &plan.scratch {
-        if mount_tmpfs(dir, nosuid, &plan.scratch_opts) != 0
-            && !matches!(errno(), libc::ENOENT | libc::ENOTDIR)
-        {
-            fail(Step::MountScratch);
-        }
+    if libc::chdir(c"/".as_ptr()) != 0 {
+        fail(Step::PivotRoot);
     }
     if mount_tmpfs(&plan.workdir, nosuid, &plan.tmp_opts) != 0 {
         fail(Step::MountTmp);
+    }
+    if libc::mount(
+        std::ptr::null(),
+        c"/".as_ptr(),
+        std::ptr::null(),
+        libc::MS_REMOUNT | libc::MS_RDONLY | nosuid,
+        std::ptr::null(),
+    ) != 0
+    {
+        fail(Step::RemountRootReadonly);
     }
     let fd = libc::open(
         plan.script.as_ptr(),
@@ -647,6 +749,7 @@ pub(crate) fn run(req: &Request) -> Outcome {
             exit_code: None,
             signal: None,
             duration: start.elapsed(),
+            verdicts: Vec::new(),
         },
     }
 }
@@ -656,7 +759,27 @@ fn run_inner(req: &Request, start: Instant) -> Result<Outcome, String> {
     let (stderr_r, stderr_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
-    let stdin = std::fs::File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    // stdin: /dev/null, or a pipe that holds the run's secret and is closed.
+    let stdin: OwnedFd = match req.secret {
+        None => std::fs::File::open("/dev/null")
+            .map_err(|e| format!("open /dev/null: {e}"))?
+            .into(),
+        Some(secret) => {
+            let (r, w) = pipe()?;
+            let line = format!("{secret}\n");
+            // SAFETY: writing our own buffer to our own pipe; a fresh pipe
+            // holds far more than one line.
+            let n = unsafe { libc::write(w.as_raw_fd(), line.as_ptr().cast(), line.len()) };
+            if n != line.len() as isize {
+                return Err(format!(
+                    "writing the run's secret: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            drop(w);
+            r
+        }
+    };
     let fds = [
         stdin.as_raw_fd(),
         stdout_w.as_raw_fd(),
@@ -1038,7 +1161,7 @@ fn supervise(
         streams.pump(Duration::from_millis(20));
     }
     let reports = parse_reports(&streams.report);
-    let stdout = streams.stdout.render();
+    let (stdout, verdicts) = split_verdicts(streams.stdout.render(), req.secret);
     let stderr = streams.stderr.render();
     let program_status = if req.namespaces {
         reports.program_status
@@ -1102,5 +1225,24 @@ fn supervise(
         exit_code,
         signal,
         duration: start.elapsed(),
+        verdicts,
     }
+}
+
+/// Separates the lines that start with the run's secret (and a space) from
+/// the rest of stdout.
+fn split_verdicts(stdout: String, secret: Option<&str>) -> (String, Vec<String>) {
+    let Some(secret) = secret else {
+        return (stdout, Vec::new());
+    };
+    let prefix = format!("{secret} ");
+    let mut rest = String::with_capacity(stdout.len());
+    let mut verdicts = Vec::new();
+    for line in stdout.split_inclusive('\n') {
+        match line.strip_prefix(&prefix) {
+            Some(v) => verdicts.push(v.trim_end_matches(['\n', '\r']).to_string()),
+            None => rest.push_str(line),
+        }
+    }
+    (rest, verdicts)
 }

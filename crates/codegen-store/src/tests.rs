@@ -114,6 +114,7 @@ fn store(
             offline,
             python,
             hub_endpoint: endpoint,
+            hub_cache: root.join("huggingface-hub"),
             progress: false,
         },
         vec![m],
@@ -325,6 +326,7 @@ fn unknown_model_names_list_the_known_ones() {
         offline: true,
         python: "python3".into(),
         hub_endpoint: None,
+        hub_cache: root.path().join("huggingface-hub"),
         progress: false,
     });
     let err = s.find("gpt-17").unwrap_err().to_string();
@@ -352,4 +354,278 @@ fn missing_python_is_a_clear_error() {
     );
     let err = s.fetch(&m).unwrap_err().to_string();
     assert!(err.contains("needs Python with pip"), "{err}");
+}
+
+/// Lays out a file in a Hugging Face cache the way hf-hub does: the blob
+/// named by its sha256, a snapshot entry linking to it, a ref to the commit.
+fn put_in_hub_cache(hub_cache: &Path, repo: &str, file: &str, bytes: &[u8]) -> PathBuf {
+    let repo_dir = hub_cache.join(format!("models--{}", repo.replace('/', "--")));
+    let sha = hex::encode(Sha256::digest(bytes));
+    let blob = repo_dir.join("blobs").join(&sha);
+    std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    std::fs::write(&blob, bytes).unwrap();
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let snapshot = repo_dir.join("snapshots").join(commit).join(file);
+    std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&blob, &snapshot).unwrap();
+    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
+    std::fs::write(repo_dir.join("refs").join("main"), commit).unwrap();
+    blob
+}
+
+#[test]
+fn a_file_in_the_hugging_face_cache_is_linked_not_copied_and_rm_keeps_it() {
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest("[[sources]]\nkind = \"hub\"\nrepo = \"org/model\"\nfile = \"model.gguf\"\n");
+    // Offline: the hub is never asked, the user's cache is still used.
+    let s = store(root.path(), "python3".into(), true, None, m.clone());
+    let bytes = b"GGUF pretend weights".to_vec();
+    let blob = put_in_hub_cache(&s.config().hub_cache, "org/model", "model.gguf", &bytes);
+    let path = s.fetch(&m).unwrap();
+    assert_eq!(path, s.model_path(&m));
+    assert!(std::fs::symlink_metadata(&path)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let record = s.cached(&m).unwrap().record.unwrap();
+    assert!(record.hub_path.unwrap().ends_with("model.gguf"));
+    assert_eq!(
+        s.verify(&m).unwrap().sha256,
+        hex::encode(Sha256::digest(&bytes))
+    );
+
+    let removed = s.remove(&m).unwrap();
+    assert_eq!(removed.freed_bytes, 0);
+    assert!(removed.kept_hub_file.is_some());
+    assert!(blob.is_file(), "the Hugging Face cache's file was removed");
+    assert!(s.cached(&m).is_none());
+    let again = s.remove(&m).unwrap_err();
+    assert!(matches!(again, StoreError::NotCached { .. }), "{again}");
+}
+
+#[test]
+fn a_hub_file_that_does_not_match_its_checksum_is_not_linked() {
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&format!(
+        "[[sources]]\nkind = \"hub\"\nrepo = \"org/model\"\nfile = \"model.gguf\"\nsha256 = \"{}\"\n",
+        "0".repeat(64)
+    ));
+    let s = store(root.path(), "python3".into(), true, None, m.clone());
+    put_in_hub_cache(
+        &s.config().hub_cache,
+        "org/model",
+        "model.gguf",
+        b"other bytes",
+    );
+    let err = s.fetch(&m).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(s.cached(&m).is_none());
+}
+
+#[test]
+fn rm_of_a_downloaded_model_frees_its_bytes() {
+    let mirror = FakeMirror::new(2, None);
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&mirror.pip_source(&mirror.sha256()));
+    let s = store(root.path(), mirror.python(), true, None, m.clone());
+    s.fetch(&m).unwrap();
+    let removed = s.remove(&m).unwrap();
+    assert_eq!(removed.freed_bytes, mirror.whole().len() as u64);
+    assert_eq!(removed.kept_hub_file, None);
+    assert!(!removed.dir.exists());
+}
+
+#[test]
+fn downloads_report_progress_to_the_observer() {
+    let mirror = FakeMirror::new(3, None);
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest(&mirror.pip_source(&mirror.sha256()));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let s = store(root.path(), mirror.python(), true, None, m.clone()).with_observer(Arc::new(
+        move |p: TransferProgress| sink.lock().unwrap().push(p),
+    ));
+    s.fetch(&m).unwrap();
+    let seen = seen.lock().unwrap();
+    let total = mirror.whole().len() as u64;
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done), "{seen:?}");
+    let last = seen.last().unwrap();
+    assert_eq!((last.done, last.total), (total, total));
+    assert_eq!(last.stage, TransferStage::Downloading);
+}
+
+#[test]
+fn hub_references_parse() {
+    let r = HubRef::parse(
+        "hf:Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    )
+    .unwrap();
+    assert_eq!(r.repo, "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF");
+    assert_eq!(r.file, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    assert_eq!(r.revision, None);
+    let r = HubRef::parse("hf:org/repo@v1.0/sub/dir/model.gguf").unwrap();
+    assert_eq!(
+        (r.repo.as_str(), r.file.as_str(), r.revision.as_deref()),
+        ("org/repo", "sub/dir/model.gguf", Some("v1.0"))
+    );
+    assert_eq!(r.to_string(), "hf:org/repo@v1.0/sub/dir/model.gguf");
+    for bad in [
+        "hf:",
+        "hf:org",
+        "hf:org/repo",
+        "hf:org/repo/",
+        "hf:/repo/model.gguf",
+        "hf:org/repo@/model.gguf",
+        "hf:org/repo/model.bin",
+        "hf:org/repo/../model.gguf",
+    ] {
+        assert!(HubRef::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(ModelSpec::parse(None).unwrap(), ModelSpec::Default);
+    assert_eq!(
+        ModelSpec::parse(Some("qwen2.5-coder-1.5b-instruct")).unwrap(),
+        ModelSpec::Name("qwen2.5-coder-1.5b-instruct".into())
+    );
+    assert_eq!(
+        ModelSpec::parse(Some("dir/x.gguf")).unwrap(),
+        ModelSpec::Path("dir/x.gguf".into())
+    );
+    assert!(matches!(
+        ModelSpec::parse(Some("hf:org/repo/m.gguf")).unwrap(),
+        ModelSpec::Hub(_)
+    ));
+    assert!(ModelSpec::parse(Some("hf:nonsense")).is_err());
+}
+
+#[test]
+fn hub_references_use_the_cache_and_say_how_to_do_without_the_hub() {
+    let root = tempfile::tempdir().unwrap();
+    let hub_only = "[[sources]]\nkind = \"hub\"\nrepo = \"a/b\"\nfile = \"c.gguf\"\n";
+    let offline = store(
+        root.path(),
+        "python3".into(),
+        true,
+        None,
+        manifest(hub_only),
+    );
+    let spec = ModelSpec::parse(Some("hf:org/model/model.gguf")).unwrap();
+    let err = offline.resolve(&spec).unwrap_err().to_string();
+    assert!(
+        err.contains("offline") && err.contains("local path"),
+        "{err}"
+    );
+
+    put_in_hub_cache(
+        &offline.config().hub_cache,
+        "org/model",
+        "model.gguf",
+        b"weights",
+    );
+    let (name, path) = offline.resolve(&spec).unwrap();
+    assert_eq!(name, "hf:org/model/model.gguf");
+    assert_eq!(std::fs::read(path).unwrap(), b"weights");
+
+    // Online, with nothing listening: the hub is called unreachable.
+    let online = store(
+        root.path(),
+        "python3".into(),
+        false,
+        Some("http://127.0.0.1:9".into()),
+        manifest(hub_only),
+    );
+    let missing = ModelSpec::parse(Some("hf:org/other/model.gguf")).unwrap();
+    let err = online.resolve(&missing).unwrap_err().to_string();
+    assert!(
+        err.contains("unreachable") && err.contains("local path"),
+        "{err}"
+    );
+}
+
+/// A hub that serves one file the way the Hugging Face Hub does: the
+/// metadata request (`Range: bytes=0-0`) gets the commit, the etag (the
+/// file's sha256) and the size; the download gets the bytes.
+fn serving_hub(bytes: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sha = hex::encode(Sha256::digest(&bytes));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request).to_ascii_lowercase();
+            let head = format!(
+                "x-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\netag: \"{sha}\"\r\n\
+                 connection: close\r\n"
+            );
+            let response = if request.contains("range: bytes=0-0\r\n") {
+                let mut r = format!(
+                    "HTTP/1.1 206 Partial Content\r\n{head}content-range: bytes 0-0/{}\r\ncontent-length: 1\r\n\r\n",
+                    bytes.len()
+                )
+                .into_bytes();
+                r.push(bytes[0]);
+                r
+            } else {
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\n{head}content-length: {}\r\n\r\n",
+                    bytes.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(&bytes);
+                r
+            };
+            let _ = stream.write_all(&response);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_hub_download_lands_in_the_hugging_face_cache_with_progress() {
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let root = tempfile::tempdir().unwrap();
+    let m = manifest("[[sources]]\nkind = \"hub\"\nrepo = \"org/model\"\nfile = \"model.gguf\"\n");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let s = store(
+        root.path(),
+        "python3".into(),
+        false,
+        Some(serving_hub(bytes.clone())),
+        m.clone(),
+    )
+    .with_observer(Arc::new(move |p: TransferProgress| {
+        sink.lock().unwrap().push(p)
+    }));
+    let path = s.fetch(&m).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let target = std::fs::canonicalize(&path).unwrap();
+    assert!(
+        target.starts_with(std::fs::canonicalize(&s.config().hub_cache).unwrap()),
+        "{target:?}"
+    );
+    let seen = seen.lock().unwrap();
+    let total = bytes.len() as u64;
+    let downloaded = seen
+        .iter()
+        .rfind(|p| p.stage == TransferStage::Downloading)
+        .unwrap();
+    assert_eq!((downloaded.done, downloaded.total), (total, total));
+    let verified = seen.last().unwrap();
+    assert_eq!(verified.stage, TransferStage::Verifying);
+    assert_eq!(verified.done, total);
+
+    // Also by reference, from the cache now (no second download needed).
+    let spec = ModelSpec::parse(Some("hf:org/model/model.gguf")).unwrap();
+    let (_, again) = s.resolve(&spec).unwrap();
+    assert_eq!(std::fs::canonicalize(again).unwrap(), target);
 }

@@ -42,6 +42,12 @@ export const DEFAULT_LANGUAGES = [
   'go',
 ];
 
+/**
+ * Settings only the extension reads: the binary, LSP tracing, and the gate in front of the
+ * server (`triggerMode`, `enable` per language; see gate.ts).
+ */
+export const CLIENT_SETTINGS = ['serverPath', 'trace.server', 'triggerMode', 'enable'];
+
 /** Settings that only take effect when the server is started again. */
 export const RESTART_SETTINGS = ['serverPath', 'languages'];
 

@@ -1,8 +1,10 @@
 // What the status bar item shows: a small state machine fed by the server's `codegen/status`
 // and `$/progress` notifications and by the client's lifecycle, and a pure render().
 // No `vscode` import: unit-tested in plain Node.
+import { clock } from './gate';
 
-export type ServerState = 'starting' | 'loading' | 'ready' | 'error' | 'stopped';
+/** `idle`: not started yet; the server starts when a file of `codegen.languages` opens. */
+export type ServerState = 'idle' | 'starting' | 'loading' | 'ready' | 'error' | 'stopped';
 
 export interface Status {
   state: ServerState;
@@ -10,8 +12,12 @@ export interface Status {
   model?: string;
   message?: string;
   lastLatencyMs?: number;
-  /** Work-done progress while the model loads ($/progress). */
+  /** Work-done progress while the model loads or downloads ($/progress). */
   progress?: { title?: string; message?: string; percentage?: number };
+  /** Suggestions snoozed until this time (epoch ms). */
+  snoozedUntil?: number;
+  /** The active editor's language, when `codegen.enable` turns it off. */
+  languageOff?: string;
 }
 
 /** The `codegen/status` notification's params. */
@@ -28,7 +34,7 @@ export type ProgressValue =
   | { kind: 'end'; message?: string };
 
 export class StatusModel {
-  private status: Status = { state: 'stopped', enabled: true };
+  private status: Status = { state: 'idle', enabled: true };
   private listeners: ((s: Status) => void)[] = [];
 
   get current(): Status {
@@ -46,6 +52,16 @@ export class StatusModel {
 
   setEnabled(enabled: boolean): void {
     this.update({ enabled });
+  }
+
+  /** A snooze until `until` (epoch ms), or none. */
+  setSnoozed(until: number | undefined): void {
+    this.update({ snoozedUntil: until });
+  }
+
+  /** The active editor's language when `codegen.enable` turns it off, else undefined. */
+  setLanguageOff(languageId: string | undefined): void {
+    if (this.status.languageOff !== languageId) this.update({ languageOff: languageId });
   }
 
   starting(): void {
@@ -112,7 +128,28 @@ export function render(s: Status): Rendered {
   if (!s.enabled) {
     return { text: '$(circle-slash) codegen', tooltip: `codegen: suggestions are off. ${click}` };
   }
+  const snoozed = s.snoozedUntil !== undefined ? `snoozed until ${clock(s.snoozedUntil)}` : undefined;
+  if (snoozed && (s.state === 'ready' || s.state === 'starting' || s.state === 'idle')) {
+    return { text: `$(clock) codegen ${snoozed}`, tooltip: `codegen: suggestions ${snoozed}. ${click}` };
+  }
+  if (s.languageOff !== undefined && s.state === 'ready') {
+    return {
+      text: '$(circle-slash) codegen',
+      tooltip: `codegen: suggestions are off for ${s.languageOff} ("codegen.enable"). ${click}`,
+    };
+  }
+  const r = renderState(s, click);
+  if (snoozed) r.tooltip = `${r.tooltip} Suggestions ${snoozed}.`;
+  return r;
+}
+
+function renderState(s: Status, click: string): Rendered {
   switch (s.state) {
+    case 'idle':
+      return {
+        text: '$(sparkle) codegen',
+        tooltip: `codegen: the server starts when a file of "codegen.languages" is open. ${click}`,
+      };
     case 'starting':
       return { text: '$(loading~spin) codegen', tooltip: `codegen: starting the server. ${click}` };
     case 'loading': {

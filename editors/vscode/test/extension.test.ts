@@ -4,7 +4,17 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { calls, changeSetting, FakeClient, settings, statusItems } from './stubs';
+import {
+  calls,
+  changeSetting,
+  editors,
+  FakeClient,
+  FakeDocument,
+  FakeEditor,
+  Position,
+  settings,
+  statusItems,
+} from './stubs';
 import { activate } from '../src/extension';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
@@ -18,6 +28,21 @@ function fakeBinary(name: string): string {
 
 const context = { subscriptions: [] as unknown[] };
 let client: FakeClient;
+const pyDoc = new FakeDocument('python', 'def add(a, b):\n    ');
+editors.documents.push(pyDoc);
+editors.active = new FakeEditor(pyDoc, new Position(1, 4));
+
+const notCancelled = { isCancellationRequested: false };
+
+/** Calls the inline completion middleware; `next` stands for the request to the server. */
+function provide(
+  context: Record<string, unknown>,
+  next: (d: unknown, p: unknown, c: Record<string, unknown>) => Promise<unknown> = async () => ({ items: [] }),
+  doc: FakeDocument = pyDoc,
+  pos: Position = new Position(1, 4),
+): Promise<unknown> {
+  return client.clientOptions.middleware.provideInlineCompletionItems(doc, pos, context, notCancelled, next);
+}
 
 test('activate: starts `SERVER lsp` with the settings and proposed features', async () => {
   settings.set('serverPath', fakeBinary('codegen'));
@@ -48,9 +73,21 @@ test('every command in package.json is registered, and only those', () => {
   assert.deepEqual([...calls.commands.keys()].sort(), declared);
 });
 
-test('activation events cover the default languages', () => {
-  const langs: string[] = pkg.contributes.configuration.properties['codegen.languages'].default;
-  for (const l of langs) assert.ok(pkg.activationEvents.includes(`onLanguage:${l}`), l);
+test('activation: on startup finished, not a fixed list of languages', () => {
+  assert.deepEqual(pkg.activationEvents, ['onStartupFinished']);
+});
+
+test('an untrusted workspace cannot set the binary or the model file', () => {
+  const untrusted = pkg.capabilities.untrustedWorkspaces;
+  assert.equal(untrusted.supported, 'limited');
+  assert.ok(untrusted.restrictedConfigurations.includes('codegen.serverPath'));
+  assert.ok(untrusted.restrictedConfigurations.includes('codegen.model'));
+  // Every setting naming a file to run or load is restricted.
+  for (const [key, prop] of Object.entries(pkg.contributes.configuration.properties as Record<string, { markdownDescription?: string; description?: string }>)) {
+    if (/path/i.test(`${key} ${prop.markdownDescription ?? prop.description ?? ''}`) && key !== 'codegen.languages') {
+      assert.ok(untrusted.restrictedConfigurations.includes(key), key);
+    }
+  }
 });
 
 test('codegen/status drives the status bar item', () => {
@@ -112,27 +149,26 @@ test('toggle: enabled=false reaches the server and no request is made', async ()
   assert.equal(sent.enabled, false);
   assert.equal(statusItems[0].text, '$(circle-slash) codegen');
   let asked = false;
-  const result = await client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, { isCancellationRequested: false }, async () => {
+  const result = await provide({ triggerKind: 1 }, async () => {
     asked = true;
     return { items: [] };
   });
   assert.equal(result, null);
   assert.equal(asked, false);
   await calls.commands.get('codegen.toggle')!();
-  const again = await client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, { isCancellationRequested: false }, async () => ({ items: ['x'] }));
+  const again = await provide({ triggerKind: 1 }, async () => ({ items: ['x'] }));
   assert.deepEqual(again, { items: ['x'] });
 });
 
 test('inline items are passed on in the order the server ranked them', async () => {
-  const provide = (result: unknown) =>
-    client.clientOptions.middleware.provideInlineCompletionItems({}, {}, {}, { isCancellationRequested: false }, async () => result);
+  const returning = (result: unknown) => provide({ triggerKind: 1 }, async () => result);
   const items = [{ insertText: 'best' }, { insertText: 'second' }, { insertText: 'third' }];
-  const list = (await provide({ items })) as { items: { insertText: string }[] };
+  const list = (await returning({ items })) as { items: { insertText: string }[] };
   assert.deepEqual(
     list.items.map((i) => i.insertText),
     ['best', 'second', 'third'],
   );
-  const array = (await provide([...items].reverse())) as { insertText: string }[];
+  const array = (await returning([...items].reverse())) as { insertText: string }[];
   assert.deepEqual(
     array.map((i) => i.insertText),
     ['third', 'second', 'best'],
@@ -142,23 +178,27 @@ test('inline items are passed on in the order the server ranked them', async () 
 
 test('the trigger kind goes out as LSP numbers it: typing Automatic (2), a trigger or cycling Invoked (1)', async () => {
   const seen: unknown[] = [];
-  const provide = (context: Record<string, unknown>) =>
-    client.clientOptions.middleware.provideInlineCompletionItems({}, {}, context, { isCancellationRequested: false }, async (_d: unknown, _p: unknown, c: { triggerKind: number }) => {
-      seen.push(c);
-      return { items: [] };
-    });
+  const record = async (_d: unknown, _p: unknown, c: Record<string, unknown>) => {
+    seen.push(c);
+    return { items: [] };
+  };
   const selected = { range: 'r', text: 'x' };
-  await provide({ triggerKind: 1 /* VS Code Automatic */ });
-  await provide({ triggerKind: 0 /* VS Code Invoke: the trigger command, Alt+] / Alt+[ */, selectedCompletionInfo: selected });
+  await provide({ triggerKind: 1 /* VS Code Automatic */ }, record);
+  await provide({ triggerKind: 0 /* VS Code Invoke: the trigger command, Alt+] / Alt+[ */, selectedCompletionInfo: selected }, record);
   assert.deepEqual(seen, [{ triggerKind: 2 }, { triggerKind: 1, selectedCompletionInfo: selected }]);
 });
 
-test('a crashed server is restarted 4 times in 3 minutes, then left stopped with an error', () => {
+test("a crashed server: vscode-languageclient's own handler restarts it 4 times, then the status bar shows its error", async () => {
   const closed = client.clientOptions.errorHandler.closed;
-  for (let i = 0; i < 4; i++) assert.equal(closed().action, 2 /* Restart */);
-  assert.equal(closed().action, 1 /* DoNotRestart */);
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await closed()).action, 2 /* Restart */);
+    assert.equal(statusItems[0].text, '$(loading~spin) codegen');
+  }
+  const last = await closed();
+  assert.equal(last.action, 1 /* DoNotRestart */);
   assert.equal(statusItems[0].text, '$(error) codegen');
-  assert.match(statusItems[0].tooltip, /exited 4 times/);
+  assert.match(statusItems[0].tooltip, /crashed 5 times in the last 3 minutes/);
+  assert.equal(client.clientOptions.errorHandler.error(new Error('x'), undefined, 1).action, 1 /* Continue */);
 });
 
 test('changing the server path or languages restarts the server', async () => {
@@ -179,12 +219,21 @@ test('a missing binary is an error in the status bar, not a crash', async () => 
   assert.match(calls.errors.at(-1)!, /nonexistent/);
 });
 
-test('the menu offers toggle, model, stats, restart and log', async () => {
+test('the menu offers toggle, per-language toggle, snooze, model, stats, restart and log', async () => {
   calls.pickAnswer = undefined;
   await calls.commands.get('codegen.showMenu')!();
-  const items = calls.quickPicks.at(-1) as { command: string }[];
+  const items = calls.quickPicks.at(-1) as { command: string; label: string }[];
   assert.deepEqual(
     items.map((i) => i.command),
-    ['codegen.toggle', 'codegen.selectModel', 'codegen.showStats', 'codegen.restartServer', 'codegen.showLog'],
+    [
+      'codegen.toggle',
+      'codegen.toggleLanguage',
+      'codegen.snooze',
+      'codegen.selectModel',
+      'codegen.showStats',
+      'codegen.restartServer',
+      'codegen.showLog',
+    ],
   );
+  assert.match(items[1].label, /Disable suggestions for python/);
 });

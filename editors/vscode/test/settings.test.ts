@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_LANGUAGES, documentSelector, toServerSettings } from '../src/settings';
+import { CLIENT_SETTINGS, DEFAULT_LANGUAGES, documentSelector, toServerSettings } from '../src/settings';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
 
@@ -90,11 +90,14 @@ test('n and nAutomatic: sent as set, 1-16, fractions floored; the server caps nA
   assert.equal('nAutomatic' in toServerSettings(reader({ n: 8 })), false, 'not set: the server default (1)');
 });
 
-test('every contributed setting but serverPath and trace.server reaches the server', () => {
+test('every contributed setting but the client-only ones reaches the server', () => {
   const props: Record<string, { type: string; default: unknown; enum?: unknown[] }> = pkg.contributes.configuration.properties;
   for (const [full, prop] of Object.entries(props)) {
     const key = full.replace(/^codegen\./, '');
-    if (key === 'serverPath' || key.startsWith('trace.')) continue;
+    if (CLIENT_SETTINGS.includes(key)) {
+      assert.equal(key in toServerSettings(reader({ [key]: prop.default })), false, `codegen.${key} stays in the client`);
+      continue;
+    }
     let value: unknown;
     if (prop.enum) value = prop.enum.find((v) => v !== prop.default);
     else if (prop.type === 'boolean') value = !prop.default;

@@ -4,7 +4,7 @@ import { render, StatusModel } from '../src/status';
 
 test('starting, loading with progress, ready with model and latency', () => {
   const s = new StatusModel();
-  assert.equal(s.current.state, 'stopped');
+  assert.equal(s.current.state, 'idle', 'not started until a file of codegen.languages opens');
   s.starting();
   assert.match(render(s.current).text, /loading~spin/);
   s.serverStatus({ state: 'loading', model: 'qwen2.5-coder-0.5b-instruct' });
