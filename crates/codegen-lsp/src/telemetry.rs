@@ -177,6 +177,11 @@ pub fn summarize(events: &[TelemetryEvent], since_ms: Option<u64>) -> Vec<GroupS
         rank_ms: Vec<f64>,
         by_examples: usize,
         passed_examples: usize,
+        /// Suggestions with a partial acceptance, and with a full one: a
+        /// suggestion taken word by word counts once, and not at all as
+        /// partial when it was also accepted whole.
+        partial_ids: std::collections::BTreeSet<String>,
+        accepted_ids: std::collections::BTreeSet<String>,
     }
     let mut groups: BTreeMap<(String, String), Acc> = BTreeMap::new();
     for event in events {
@@ -204,14 +209,27 @@ pub fn summarize(events: &[TelemetryEvent], since_ms: Option<u64>) -> Vec<GroupS
             }
             EventKind::Displayed => {}
             EventKind::Accepted => {
-                acc.accepted += 1;
+                if acc.accepted_ids.insert(event.id.clone()) || event.id.is_empty() {
+                    acc.accepted += 1;
+                }
                 acc.accepted_bytes += event.accepted_length.unwrap_or(event.length);
             }
             EventKind::Partial => {
-                acc.partial += 1;
+                if event.id.is_empty() {
+                    acc.partial += 1;
+                } else {
+                    acc.partial_ids.insert(event.id.clone());
+                }
                 acc.accepted_bytes += event.accepted_length.unwrap_or(0);
             }
         }
+    }
+    for acc in groups.values_mut() {
+        acc.partial += acc
+            .partial_ids
+            .iter()
+            .filter(|id| !acc.accepted_ids.contains(*id))
+            .count();
     }
     groups
         .into_iter()

@@ -103,7 +103,10 @@ fn stats_group_by_model_and_language_within_the_window() {
         event(EventKind::Shown, "a", Some(200.0), 30),
         event(EventKind::Shown, "a", Some(400.0), 40),
         event(EventKind::Accepted, "a", None, 41),
-        event(EventKind::Partial, "a", None, 42),
+        TelemetryEvent {
+            id: "s2".into(),
+            ..event(EventKind::Partial, "a", None, 42)
+        },
         event(EventKind::Shown, "b", Some(50.0), 1),
     ];
     let stats = summarize(&events, None);
@@ -216,4 +219,28 @@ fn download_progress_is_throttled_into_percent_reports() {
         ]
     "#]]
     .assert_debug_eq(&reports);
+}
+
+#[test]
+fn a_suggestion_taken_word_by_word_counts_once() {
+    let with = |kind, id: &str, accepted: Option<usize>, ts| TelemetryEvent {
+        id: id.into(),
+        accepted_length: accepted,
+        ..event(kind, "a", Some(100.0), ts)
+    };
+    let events = vec![
+        with(EventKind::Shown, "s1", None, 1),
+        with(EventKind::Partial, "s1", Some(4), 2),
+        with(EventKind::Partial, "s1", Some(5), 3),
+        with(EventKind::Partial, "s1", Some(1), 4),
+        with(EventKind::Shown, "s2", None, 5),
+        with(EventKind::Partial, "s2", Some(3), 6),
+        with(EventKind::Accepted, "s2", Some(10), 7),
+    ];
+    let a = &summarize(&events, None)[0];
+    // s1: three partial steps, one partially accepted suggestion; s2: a
+    // partial step then the rest, one accepted suggestion.
+    assert_eq!((a.shown, a.accepted, a.partially_accepted), (2, 1, 1));
+    assert_eq!(a.acceptance_rate, 1.0);
+    assert_eq!(a.accepted_bytes, 4 + 5 + 1 + 3 + 10);
 }
