@@ -25,6 +25,10 @@ LOG = os.environ.get("FAKE_LSP_LOG")
 # With FAKE_LSP_LOADING_MS, the "model" loads that long after `initialized`; until then
 # inline completion answers with no items, like a server that is still loading.
 LOADING_MS = int(os.environ.get("FAKE_LSP_LOADING_MS") or 0)
+# With FAKE_LSP_DOWNLOAD_MS, the "model" is fetched first: `$/progress` reports with a
+# percentage and "412.3 / 469.0 MiB" messages (the 87% one held that long), as the real
+# server sends while it downloads the model.
+DOWNLOAD_MS = int(os.environ.get("FAKE_LSP_DOWNLOAD_MS") or 0)
 docs = {}
 settings = {}
 next_id = 0
@@ -132,9 +136,19 @@ def main():
         elif method == "initialized":
             send({"method": "codegen/status", "params": {"state": "loading", "model": "fake-model"}})
             send({"id": "progress-1", "method": "window/workDoneProgress/create", "params": {"token": "load"}})
-            send({"method": "$/progress", "params": {"token": "load", "value": {"kind": "begin", "title": "Loading fake-model", "percentage": 0}}})
+            send({"method": "$/progress", "params": {"token": "load", "value": {"kind": "begin", "title": "codegen: loading fake-model"}}})
+
+            def report(percentage, message):
+                send({"method": "$/progress", "params": {"token": "load", "value": {
+                    "kind": "report", "percentage": percentage, "message": message}}})
 
             def finish_loading():
+                if DOWNLOAD_MS:
+                    report(10, "46.9 / 469.0 MiB")
+                    time.sleep(0.1)
+                    report(87, "412.3 / 469.0 MiB")
+                    time.sleep(DOWNLOAD_MS / 1000)
+                    report(100, "469.0 / 469.0 MiB")
                 time.sleep(LOADING_MS / 1000)
                 send({"method": "$/progress", "params": {"token": "load", "value": {"kind": "end"}}})
                 ready.set()

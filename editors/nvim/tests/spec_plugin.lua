@@ -22,7 +22,10 @@ return function(H, _)
       return entries
     end
     for line in f:lines() do
-      table.insert(entries, vim.json.decode(line))
+      local ok, entry = pcall(vim.json.decode, line)
+      if ok then -- the last line may be half written
+        table.insert(entries, entry)
+      end
     end
     f:close()
     return entries
@@ -151,14 +154,14 @@ return function(H, _)
 
     H.test(name('accept line inserts one line and reports a partial acceptance'), function()
       local expected = child:lua('return T.with_piece(require("codegen.text").next_line(T.suggestion()))')
-      child:input('<M-Down>')
+      child:input('<M-C-Right>')
       child:wait('T.buf_text() == ' .. vim.inspect(expected), 3000, 'the line inserted')
       H.eq({ 'def total(xs):', '    """Sum of xs."""', '    total = 0', '' }, child:lua('return vim.api.nvim_buf_get_lines(0, 0, -1, false)'), 'lines')
       H.eq('i', child:lua('return T.mode()'), 'still in insert mode')
       local partial = child:wait([[(function()
         for _, l in ipairs(vim.fn.readfile(vim.env.FAKE_LSP_LOG)) do
-          local m = vim.json.decode(l)
-          if m.method == 'workspace/executeCommand' and m.params.arguments[1].kind == 'partial' then return m.params end
+          local ok, m = pcall(vim.json.decode, l)
+          if ok and m.method == 'workspace/executeCommand' and m.params.arguments[1].kind == 'partial' then return m.params end
         end
       end)()]], 3000, 'executeCommand codegen.accepted partial')
       H.eq('codegen.accepted', partial.command, 'command')
@@ -166,11 +169,37 @@ return function(H, _)
       H.truthy(partial.arguments[1].id, 'item id')
     end)
 
-    H.test(name('accept word inserts the next word'), function()
+    local function partials()
+      return vim.tbl_filter(function(m)
+        return m.params.command == 'codegen.accepted' and m.params.arguments[1].kind == 'partial'
+      end, messages(log, 'workspace/executeCommand'))
+    end
+
+    H.test(name('accept word inserts the next word and reports the length accepted so far'), function()
+      local line_partial = partials()[1].params.arguments[1]
       local s = child:wait('T.suggestion()', 5000, 'a suggestion after accept line')
-      local expected = child:lua('return T.with_piece(require("codegen.text").next_word(...))', s)
+      local word = child:lua('return require("codegen.text").next_word(...)', s)
+      local expected = child:lua('return T.with_piece(...)', word)
+      local before = #partials()
       child:input('<M-Right>')
       child:wait('T.buf_text() == ' .. vim.inspect(expected), 3000, 'the word inserted')
+      for _ = 1, 100 do
+        if #partials() > before then
+          break
+        end
+        vim.wait(30)
+      end
+      local got = partials()[before + 1]
+      H.truthy(got, 'a partial acceptance reported')
+      local arg = got.params.arguments[1]
+      if backend == 'extmark' then
+        -- The same item as the line: the length counts both.
+        H.eq(line_partial.id, arg.id, 'same item as accept line')
+        H.eq(line_partial.acceptedLength + #word, arg.acceptedLength, 'acceptedLength of line + word')
+      else
+        -- vim.lsp.inline_completion asked again after the line: a new item.
+        H.eq(#word, arg.acceptedLength, 'acceptedLength of the word')
+      end
     end)
 
     H.test(name('<Tab> accepts the whole suggestion and runs its command'), function()
@@ -180,8 +209,8 @@ return function(H, _)
       child:wait('T.buf_text() == ' .. vim.inspect(expected), 3000, 'the suggestion inserted')
       child:wait([[(function()
         for _, l in ipairs(vim.fn.readfile(vim.env.FAKE_LSP_LOG)) do
-          local m = vim.json.decode(l)
-          if m.method == 'workspace/executeCommand' and m.params.arguments[1].kind == 'full' then return true end
+          local ok, m = pcall(vim.json.decode, l)
+          if ok and m.method == 'workspace/executeCommand' and m.params.arguments[1].kind == 'full' then return true end
         end
       end)()]], 3000, 'executeCommand codegen.accepted full')
     end)
@@ -201,14 +230,14 @@ return function(H, _)
       child:lua('require("codegen").toggle(true)')
     end)
 
-    H.test(name('trigger() asks explicitly and shows the best candidate'), function()
+    H.test(name('<M-\\> (trigger()) asks explicitly and shows the best candidate'), function()
       child:input('<Esc>')
       child:lua('vim.api.nvim_buf_set_lines(0, 2, -1, false, { "    ret" })')
       child:cmd('call cursor(3, 8)')
       child:input('A')
       child:wait('T.suggestion() == "urn sum(xs)"', 5000, 'the automatic suggestion')
       local before = #trigger_kinds()
-      child:lua('require("codegen").trigger()')
+      child:input('<M-\\>')
       for _ = 1, 100 do
         if #trigger_kinds() > before then
           break
@@ -242,7 +271,56 @@ return function(H, _)
       child:input('<Esc>')
     end)
 
+    H.test(name(':CodegenStatus shows the state, the model, the buffer and the latency'), function()
+      local out = child:lua('return vim.fn.execute("CodegenStatus")')
+      H.contains(out, 'codegen: ready', ':CodegenStatus')
+      H.contains(out, 'model: fake-model', ':CodegenStatus')
+      H.contains(out, 'this buffer: on', ':CodegenStatus')
+      H.contains(out, 'last latency: 7 ms', ':CodegenStatus')
+      H.contains(out, 'ghost text: ' .. backend, ':CodegenStatus')
+    end)
+
+    H.test(name(':CodegenDisable and vim.b.codegen_enabled turn one buffer off'), function()
+      local confs = #messages(log, 'workspace/didChangeConfiguration')
+      child:cmd('CodegenDisable')
+      H.eq(false, child:lua('return vim.b.codegen_enabled'), 'vim.b.codegen_enabled')
+      H.eq('codegen: off (buffer)', child:lua('return require("codegen").statusline()'), 'statusline')
+      H.contains(child:lua('return vim.fn.execute("CodegenStatus")'), 'this buffer: off', ':CodegenStatus')
+      child:lua('vim.api.nvim_buf_set_lines(0, 2, -1, false, { "    " })')
+      child:cmd('call cursor(3, 5)')
+      child:input('A')
+      child:sleep(600)
+      H.eq(true, child:lua('return T.suggestion() == nil'), 'no suggestion in this buffer')
+      child:input('<Esc>')
+      H.eq(confs, #messages(log, 'workspace/didChangeConfiguration'), 'the server is not told (other buffers still ask)')
+      -- Another buffer still gets suggestions.
+      child:cmd('split ' .. vim.fn.fnameescape(tmp .. '/other.py'))
+      child:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, { "def f(xs):", "    " })')
+      child:wait('vim.lsp.buf_is_attached(0, T.client().id)', 5000, 'the other buffer attached')
+      child:cmd('call cursor(2, 5)')
+      child:input('A')
+      child:wait('T.suggestion()', 5000, 'a suggestion in the other buffer')
+      child:input('<Esc>')
+      child:cmd('bwipeout!')
+      child:cmd('CodegenEnable')
+      child:cmd('call cursor(3, 5)')
+      child:input('A')
+      child:wait('T.suggestion()', 5000, 'suggestions again after :CodegenEnable')
+      child:input('<Esc>')
+      -- The variable alone, set as an ftplugin or a user would.
+      child:lua('vim.b.codegen_enabled = false')
+      child:input('A')
+      child:sleep(600)
+      H.eq(true, child:lua('return T.suggestion() == nil'), 'no suggestion with vim.b.codegen_enabled = false')
+      child:input('<Esc>')
+      child:lua('vim.b.codegen_enabled = nil')
+      child:input('A')
+      child:wait('T.suggestion()', 5000, 'suggestions again')
+      child:input('<Esc>')
+    end)
+
     H.test(name(':CodegenModel switches the model'), function()
+      H.eq({ 'fake-model-large' }, child:lua([[return vim.fn.getcompletion('CodegenModel fake-model-l', 'cmdline')]]), 'completion from --json')
       child:cmd('CodegenModel fake-model-large')
       wait_setting(log, 'model', 'fake-model-large')
       child:lua([[
@@ -257,6 +335,9 @@ return function(H, _)
       H.eq(2, #offered, 'two models offered')
       H.contains(offered[1], 'fake-model-small', 'first entry')
       H.contains(offered[1], 'cached', 'first entry')
+      H.contains(offered[1], '469 MiB', 'size from size_bytes')
+      H.contains(offered[1], 'default', 'the default model marked')
+      H.contains(offered[2], 'fake-model-large  1066 MiB  not cached', 'second entry')
       child:wait('require("codegen").config.settings.model == "fake-model-small"', 3000, 'model picked')
       wait_setting(log, 'model', 'fake-model-small')
     end)
@@ -325,13 +406,197 @@ return function(H, _)
     end)
   end
 
+  H.test('model download: $/progress shows in the statusline and :CodegenStatus, notified at start and end', function()
+    local tmp = vim.fn.tempname()
+    vim.fn.mkdir(tmp, 'p')
+    local child = H.spawn({ cwd = tmp, env = { FAKE_LSP_DOWNLOAD_MS = tostring(math.floor(1500 * H.slack)) }, init = H.CHILD_HELPERS })
+    child:lua([[
+      _G.notes = {}
+      vim.notify = function(msg) table.insert(_G.notes, msg) end
+      require('codegen').setup({ cmd = { ..., 'lsp' } })
+    ]], fake)
+    vim.fn.writefile({ 'def total(xs):', '    ' }, tmp .. '/t.py')
+    child:cmd('edit ' .. tmp .. '/t.py')
+    child:wait('require("codegen").statusline() == "codegen: downloading 87%"', 5000, 'downloading 87% in the statusline')
+    local out = child:lua('return vim.fn.execute("CodegenStatus")')
+    H.contains(out, 'codegen: loading', ':CodegenStatus')
+    H.contains(out, 'progress: downloading 87% (412.3 / 469.0 MiB)', ':CodegenStatus')
+    child:wait('require("codegen").status.state == "ready"', 10000, 'ready')
+    H.eq('codegen: ready (fake-model, 7 ms)', child:lua('return require("codegen").statusline()'), 'statusline when ready')
+    H.eq(nil, (child:lua('return vim.fn.execute("CodegenStatus")')):find('progress:', 1, true), 'no progress line when ready')
+    local notes = child:wait('#_G.notes >= 2 and _G.notes', 3000, 'two notifications')
+    local downloads = vim.tbl_filter(function(n) return n:find('download', 1, true) ~= nil end, notes)
+    H.eq(2, #downloads, 'download notifications (start and end only): ' .. vim.inspect(notes))
+    H.contains(downloads[1], 'downloading the model', 'start')
+    H.contains(downloads[2], 'download finished', 'end')
+    child:stop()
+  end)
+
+  H.test('filetypes map: "*" enables every filetype, false turns one off; :CodegenEnable overrides', function()
+    local tmp = vim.fn.tempname()
+    vim.fn.mkdir(tmp, 'p')
+    local log = tmp .. '/server.jsonl'
+    local child = H.spawn({ cwd = tmp, env = { FAKE_LSP_LOG = log }, init = H.CHILD_HELPERS })
+    child:lua([[require('codegen').setup({ cmd = { ..., 'lsp' }, filetypes = { ['*'] = true, markdown = false, gitcommit = false } })]], fake)
+    vim.fn.writefile({ 'hello' }, tmp .. '/a.txt')
+    vim.fn.writefile({ '# title' }, tmp .. '/b.md')
+    -- Markdown first: no server; :CodegenEnable starts it for this buffer.
+    child:cmd('edit ' .. tmp .. '/b.md')
+    H.eq('markdown', child:lua('return vim.bo.filetype'), 'filetype')
+    child:sleep(300)
+    H.eq(true, child:lua('return T.client() == nil'), 'no server for markdown')
+    H.eq('', child:lua('return require("codegen").statusline()'), 'no statusline in a buffer codegen leaves alone')
+    H.contains(child:lua('return vim.fn.execute("CodegenStatus")'), 'this buffer: off, filetype markdown is not enabled', ':CodegenStatus')
+    child:cmd('CodegenEnable')
+    child:wait('T.client() and T.client().initialized and vim.lsp.buf_is_attached(0, T.client().id)', 5000, 'markdown attached after :CodegenEnable')
+    H.contains(child:lua('return vim.fn.execute("CodegenStatus")'), 'this buffer: on', ':CodegenStatus')
+    local init = messages(log, 'initialize')[1]
+    H.eq(vim.NIL, init.params.initializationOptions.languages, 'languages: null (every language)')
+    -- Any other filetype attaches by itself, to the same server.
+    child:cmd('edit ' .. tmp .. '/a.txt')
+    child:wait('vim.lsp.buf_is_attached(0, T.client().id)', 5000, 'a text buffer attached')
+    H.eq(1, child:lua('return #vim.lsp.get_clients({ name = "codegen" })'), 'the same server')
+    child:cmd('enew')
+    child:cmd('setfiletype gitcommit')
+    child:sleep(200)
+    H.eq(false, child:lua('return vim.lsp.buf_is_attached(0, T.client().id)'), 'gitcommit not attached')
+    child:stop()
+  end)
+
+  H.test('filetypes list: other filetypes are left alone; languages sent to the server', function()
+    local tmp = vim.fn.tempname()
+    vim.fn.mkdir(tmp, 'p')
+    local log = tmp .. '/server.jsonl'
+    local child = H.spawn({ cwd = tmp, env = { FAKE_LSP_LOG = log }, init = H.CHILD_HELPERS })
+    child:lua([[require('codegen').setup({ cmd = { ..., 'lsp' }, filetypes = { 'python' } })]], fake)
+    vim.fn.writefile({ 'hello' }, tmp .. '/a.txt')
+    vim.fn.writefile({ 'x = 1' }, tmp .. '/b.py')
+    child:cmd('edit ' .. tmp .. '/a.txt')
+    child:sleep(300)
+    H.eq(true, child:lua('return T.client() == nil'), 'no server for a text file')
+    child:cmd('edit ' .. tmp .. '/b.py')
+    child:wait('T.client() and T.client().initialized and vim.lsp.buf_is_attached(0, T.client().id)', 5000, 'python attached')
+    H.eq({ 'python' }, messages(log, 'initialize')[1].params.initializationOptions.languages, 'languages')
+    -- A text buffer turned on by hand: the server is told to complete `text` too.
+    child:cmd('split ' .. tmp .. '/a.txt')
+    child:cmd('CodegenEnable')
+    child:wait('vim.lsp.buf_is_attached(0, T.client().id)', 5000, 'the text buffer attached after :CodegenEnable')
+    local languages
+    for _ = 1, 100 do
+      local confs = messages(log, 'workspace/didChangeConfiguration')
+      languages = confs[#confs] and confs[#confs].params.settings.codegen.languages
+      if vim.deep_equal(languages, { 'python', 'text' }) then
+        break
+      end
+      vim.wait(30)
+    end
+    H.eq({ 'python', 'text' }, languages, 'languages after :CodegenEnable in a text buffer')
+    child:cmd('close')
+    -- A filetype change to one that is not enabled detaches.
+    child:cmd('set filetype=text')
+    child:wait('not vim.lsp.buf_is_attached(0, T.client().id)', 3000, 'detached after the filetype changed')
+    child:stop()
+  end)
+
+  H.test('should_attach decides per buffer', function()
+    local tmp = vim.fn.tempname()
+    vim.fn.mkdir(tmp, 'p')
+    local child = H.spawn({ cwd = tmp, init = H.CHILD_HELPERS })
+    child:lua([[require('codegen').setup({
+      cmd = { ..., 'lsp' },
+      should_attach = function(bufnr)
+        _G.asked = (_G.asked or 0) + 1
+        return not vim.api.nvim_buf_get_name(bufnr):find('secret', 1, true)
+      end,
+    })]], fake)
+    vim.fn.writefile({ 'x = 1' }, tmp .. '/secret.py')
+    vim.fn.writefile({ 'x = 1' }, tmp .. '/open.py')
+    child:cmd('edit ' .. tmp .. '/secret.py')
+    child:sleep(300)
+    H.truthy(child:lua('return _G.asked'), 'should_attach called')
+    H.eq(true, child:lua('return T.client() == nil'), 'no server for secret.py')
+    H.contains(child:lua('return vim.fn.execute("CodegenStatus")'), 'should_attach returned false', ':CodegenStatus')
+    child:cmd('edit ' .. tmp .. '/open.py')
+    child:wait('T.client() and T.client().initialized and vim.lsp.buf_is_attached(0, T.client().id)', 5000, 'open.py attached')
+    child:cmd('edit ' .. tmp .. '/secret.py')
+    child:sleep(300)
+    H.eq(false, child:lua('return vim.lsp.buf_is_attached(0, T.client().id)'), 'secret.py still not attached')
+    child:stop()
+  end)
+
+  H.test('without a suggestion the keys do what their earlier mappings did', function()
+    local tmp = vim.fn.tempname()
+    vim.fn.mkdir(tmp, 'p')
+    local child = H.spawn({ cwd = tmp, init = H.CHILD_HELPERS })
+    child:lua([==[
+      -- <Tab>: a Lua callback that edits the buffer (as snippet plugins do): not an <expr> map.
+      vim.keymap.set('i', '<Tab>', function()
+        _G.tab_calls = (_G.tab_calls or 0) + 1
+        vim.api.nvim_put({ '[callback]' }, 'c', false, true)
+      end)
+      -- accept word: a Vim script <expr> mapping (completion menus).
+      vim.cmd([=[inoremap <expr> <M-Right> pumvisible() ? "\<C-n>" : "[expr]"]=])
+      -- accept line: a Lua <expr> callback whose keys need replace_keycodes.
+      vim.keymap.set('i', '<M-C-Right>', function() return 'ab<Left>' end, { expr = true })
+      -- dismiss: a recursive map to a <Plug> map.
+      vim.cmd([=[inoremap <Plug>(test-dismiss) [plug]]=])
+      vim.cmd([=[imap <C-]> <Plug>(test-dismiss)]=])
+      require('codegen').setup({ cmd = { ..., 'lsp' } })
+    ]==], fake)
+    vim.fn.writefile({ 'def total(xs):', '    ' }, tmp .. '/t.py')
+    child:cmd('edit ' .. tmp .. '/t.py')
+    child:cmd('call cursor(2, 5)')
+    child:input('A')
+    local s = child:wait('T.suggestion()', 5000, 'a suggestion')
+    local expected = child:lua('return T.with_piece(...)', s)
+    child:input('<Tab>')
+    child:wait('T.buf_text() == ' .. vim.inspect(expected), 3000, '<Tab> accepts the suggestion')
+    H.eq(true, child:lua('return _G.tab_calls == nil'), 'the earlier <Tab> not run')
+    child:input('<Esc>')
+    child:lua('require("codegen").toggle(false)')
+    local function line_after(keys)
+      child:input('<Esc>')
+      child:wait('T.mode() == "n"', 3000, 'normal mode')
+      child:lua('vim.api.nvim_buf_set_lines(0, 0, -1, false, { "" })')
+      child:input('i' .. keys)
+      child:wait('T.buf_text() ~= ""', 3000, 'something typed after ' .. keys)
+      child:sleep(50)
+      return child:lua('return T.buf_text()')
+    end
+    H.eq('[callback]', line_after('<Tab>'), '<Tab>: the Lua callback')
+    H.eq(1, child:lua('return _G.tab_calls'), 'called once')
+    H.eq('[expr]', line_after('<M-Right>'), '<M-Right>: the <expr> mapping')
+    H.eq('aXb', line_after('<M-C-Right>X'), '<M-C-Right>: the Lua <expr> callback with keycodes')
+    H.eq('[plug]', line_after('<C-]>'), '<C-]>: the recursive <Plug> mapping')
+    -- setup() again keeps the earlier mappings (not its own) as the fallback.
+    child:lua([[require('codegen').setup({ cmd = { ..., 'lsp' }, enabled = false })]], fake)
+    H.eq('[callback]', line_after('<Tab>'), '<Tab> after a second setup()')
+    child:stop()
+  end)
+
+  H.test('keymaps: copilot.vim\'s defaults', function()
+    local child = H.spawn({ init = H.CHILD_HELPERS })
+    child:lua([[require('codegen').setup({ cmd = { ..., 'lsp' } })]], fake)
+    local function desc(lhs)
+      return child:lua([[return vim.fn.maparg(..., 'i', false, true).desc]], lhs)
+    end
+    H.eq('codegen: accept suggestion', desc('<Tab>'), '<Tab>')
+    H.eq('codegen: ask for suggestions now', desc('<M-\\>'), '<M-\\>')
+    H.eq('codegen: next suggestion', desc('<M-]>'), '<M-]>')
+    H.eq('codegen: previous suggestion', desc('<M-[>'), '<M-[>')
+    H.eq('codegen: accept next word', desc('<M-Right>'), '<M-Right>')
+    H.eq('codegen: accept next line', desc('<M-C-Right>'), '<M-C-Right>')
+    H.eq('codegen: dismiss suggestion', desc('<C-]>'), '<C-]>')
+    child:stop()
+  end)
+
   H.test('keymaps can be changed or turned off', function()
     local child = H.spawn({ init = H.CHILD_HELPERS })
     child:lua([[require('codegen').setup({ cmd = { ..., 'lsp' }, keymaps = { accept = '<C-y>', next = false } })]], fake)
     H.eq('codegen: accept suggestion', child:lua([[return vim.fn.maparg('<C-y>', 'i', false, true).desc]]), '<C-y>')
     H.eq('', child:lua([[return vim.fn.maparg('<M-]>', 'i')]]), 'next unmapped')
     H.eq(false, child:lua([[return (vim.fn.maparg('<Tab>', 'i', false, true).desc or ''):find('codegen') ~= nil]]), 'default accept unmapped')
-    H.eq('codegen: accept next line', child:lua([[return vim.fn.maparg('<M-Down>', 'i', false, true).desc]]), 'default kept')
+    H.eq('codegen: accept next line', child:lua([[return vim.fn.maparg('<M-C-Right>', 'i', false, true).desc]]), 'default kept')
     child:stop()
     child = H.spawn({ init = H.CHILD_HELPERS })
     child:lua([[require('codegen').setup({ cmd = { ..., 'lsp' }, keymaps = false })]], fake)

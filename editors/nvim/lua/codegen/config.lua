@@ -2,18 +2,19 @@
 local M = {}
 
 ---@class codegen.Keymaps
----@field accept string|false       accept the whole suggestion (falls back to the key when none is shown)
+---@field accept string|false       accept the whole suggestion (without one: the key's earlier mapping, else the key)
 ---@field accept_word string|false  accept the next word
 ---@field accept_line string|false  accept the next line
 ---@field next string|false         next candidate
 ---@field prev string|false         previous candidate
----@field trigger string|false      ask now (explicit: `n` ranked candidates); unmapped by default
+---@field trigger string|false      ask now (explicit: `n` ranked candidates)
 ---@field dismiss string|false      hide the suggestion
----@field toggle string|false       turn suggestions on or off (insert and normal mode)
+---@field toggle string|false       turn suggestions on or off (insert and normal mode); unmapped by default
 
 ---@class codegen.Options
 ---@field cmd string[]              server command
----@field filetypes string[]        filetypes that get suggestions (also sent as `languages`)
+---@field filetypes string[]|table<string, boolean>  a list of filetypes, or { ['*'] = true, markdown = false, ... }
+---@field should_attach? fun(bufnr: integer): boolean  false: no suggestions in that buffer
 ---@field root_markers string[]
 ---@field enabled boolean           suggestions on at start
 ---@field backend 'auto'|'native'|'extmark'  auto: native vim.lsp.inline_completion on 0.12, extmarks on 0.11
@@ -29,15 +30,17 @@ M.defaults = {
   backend = 'auto',
   debounce_ms = 30,
   settings = {},
+  should_attach = nil,
+  -- Where they overlap, copilot.vim's keys.
   keymaps = {
     accept = '<Tab>',
     accept_word = '<M-Right>',
-    accept_line = '<M-Down>',
+    accept_line = '<M-C-Right>',
     next = '<M-]>',
     prev = '<M-[>',
-    trigger = false,
+    trigger = '<M-\\>',
     dismiss = '<C-]>',
-    toggle = '<M-\\>',
+    toggle = false,
   },
   restart_on_exit = true,
 }
@@ -73,6 +76,14 @@ function M.resolve(opts)
     return type(v) == 'table' and type(v[1]) == 'string'
   end, 'list of strings, e.g. { "codegen", "lsp" }')
   vim.validate('filetypes', cfg.filetypes, 'table')
+  if not vim.islist(cfg.filetypes) then
+    for ft, on in pairs(cfg.filetypes) do
+      if type(ft) ~= 'string' or type(on) ~= 'boolean' then
+        error(('codegen: filetypes is a list of filetypes or a map of filetype to boolean, not %s = %s'):format(vim.inspect(ft), vim.inspect(on)))
+      end
+    end
+  end
+  vim.validate('should_attach', cfg.should_attach, 'function', true)
   vim.validate('settings', cfg.settings, 'table')
   if not vim.tbl_contains({ 'auto', 'native', 'extmark' }, cfg.backend) then
     error("codegen: backend must be 'auto', 'native' or 'extmark', not " .. vim.inspect(cfg.backend))
@@ -85,13 +96,52 @@ function M.resolve(opts)
   return cfg
 end
 
+--- Whether `filetypes` (a list, or a map with an optional '*' for the other filetypes)
+--- enables `ft`.
+---@param cfg codegen.Options
+---@param ft string
+function M.filetype_enabled(cfg, ft)
+  local fts = cfg.filetypes
+  if vim.islist(fts) then
+    return vim.tbl_contains(fts, ft)
+  end
+  local on = fts[ft]
+  if on == nil and ft ~= '' then -- '*' is every filetype, not "no filetype" ([''] = true for that)
+    on = fts['*']
+  end
+  return on == true
+end
+
+--- The filetypes `filetypes` names as enabled, or nil when it enables every filetype ('*').
+---@param cfg codegen.Options
+---@return string[]?
+function M.enabled_filetypes(cfg)
+  local fts = cfg.filetypes
+  if vim.islist(fts) then
+    return vim.deepcopy(fts)
+  end
+  if fts['*'] then
+    return nil
+  end
+  local out = {}
+  for ft, on in pairs(fts) do
+    if on then
+      table.insert(out, ft)
+    end
+  end
+  table.sort(out)
+  return out
+end
+
 --- Neovim filetypes are LSP language ids for every language codegen knows.
 ---@param cfg codegen.Options
 ---@param enabled boolean
 ---@return table settings object for initializationOptions and didChangeConfiguration
 function M.server_settings(cfg, enabled)
   local s = vim.deepcopy(cfg.settings)
-  s.languages = s.languages or vim.deepcopy(cfg.filetypes)
+  if s.languages == nil then
+    s.languages = M.enabled_filetypes(cfg) or vim.NIL -- null: every language
+  end
   s.enabled = enabled
   return s
 end

@@ -3,87 +3,98 @@ local M = {}
 
 local health = vim.health
 
---- Starts `cmd`, sends `initialize`, waits for the reply, then shuts the server down.
---- Returns the server's capabilities, or nil and why not.
+--- The server's stderr lines that Neovim's LSP client wrote to its log after byte `from`.
+local function log_path()
+  local log = vim.lsp.log
+  if log and log.get_filename then
+    return log.get_filename()
+  end
+  return vim.lsp.get_log_path()
+end
+
+local function stderr_from_log(from, bin)
+  local path = log_path()
+  local f = path and io.open(path, 'rb')
+  if not f then
+    return ''
+  end
+  f:seek('set', from)
+  local text = f:read('*a') or ''
+  f:close()
+  local out = {}
+  for line in text:gmatch('[^\n]+') do
+    if line:find('"stderr"', 1, true) and line:find(bin, 1, true) then
+      local chunk = line:gsub('^.-"stderr"%s*', ''):gsub('^"(.*)"$', '%1'):gsub('\\n', ' ')
+      table.insert(out, vim.trim(chunk))
+    end
+  end
+  return table.concat(vim.list_slice(out, math.max(1, #out - 4)), ' ')
+end
+
+--- Starts `cmd` with Neovim's LSP RPC client (vim.lsp.rpc.start), sends `initialize`, waits
+--- for the reply, then shuts the server down (shutdown, exit). Returns the server's
+--- capabilities, or nil and why not.
 ---@param cmd string[]
 ---@param timeout_ms integer
 function M.probe_server(cmd, timeout_ms, init_options)
-  local buf = ''
-  local reply
-  local stderr = {}
-  local function frame(msg)
-    local body = vim.json.encode(msg)
-    return ('Content-Length: %d\r\n\r\n%s'):format(#body, body)
-  end
-  local ok, proc = pcall(vim.system, cmd, {
-    stdin = true,
-    stdout = function(_, data)
-      if not data then
-        return
+  local log_file = log_path()
+  local log_stat = log_file and vim.uv.fs_stat(log_file)
+  local log_from = log_stat and log_stat.size or 0
+  local exited ---@type { code: integer, signal: integer }?
+  local ok, rpc = pcall(vim.lsp.rpc.start, cmd, {
+    notification = function() end,
+    server_request = function(method)
+      if method == 'window/workDoneProgress/create' or method == 'client/registerCapability' then
+        return vim.NIL
       end
-      buf = buf .. data
-      while true do
-        local header_end = buf:find('\r\n\r\n', 1, true)
-        if not header_end then
-          return
-        end
-        local len = tonumber(buf:sub(1, header_end):match('[Cc]ontent%-[Ll]ength:%s*(%d+)'))
-        if not len or #buf < header_end + 3 + len then
-          return
-        end
-        local body = buf:sub(header_end + 4, header_end + 3 + len)
-        buf = buf:sub(header_end + 4 + len)
-        local decoded_ok, msg = pcall(vim.json.decode, body)
-        if decoded_ok and type(msg) == 'table' and msg.id == 1 and msg.method == nil then
-          reply = msg
-        end
-      end
+      return nil, vim.lsp.rpc.rpc_response_error(vim.lsp.protocol.ErrorCodes.MethodNotFound)
     end,
-    stderr = function(_, data)
-      if data then
-        table.insert(stderr, data)
-      end
+    on_exit = function(code, signal)
+      exited = { code = code, signal = signal }
     end,
+    on_error = function() end,
   })
   if not ok then
-    return nil, tostring(proc)
+    return nil, tostring(rpc)
   end
-  proc:write(frame({
-    jsonrpc = '2.0',
-    id = 1,
-    method = 'initialize',
-    params = {
-      processId = vim.fn.getpid(),
-      rootUri = vim.NIL,
-      capabilities = vim.empty_dict(),
-      clientInfo = { name = 'codegen-checkhealth' },
-      initializationOptions = init_options or vim.empty_dict(),
-    },
-  }))
-  local done = vim.wait(timeout_ms, function()
-    return reply ~= nil or proc:is_closing()
+  local reply ---@type { err: table?, result: table? }?
+  rpc.request('initialize', {
+    processId = vim.fn.getpid(),
+    rootUri = vim.NIL,
+    capabilities = vim.empty_dict(),
+    clientInfo = { name = 'codegen-checkhealth' },
+    initializationOptions = init_options or vim.empty_dict(),
+  }, function(err, result)
+    reply = { err = err, result = result }
+  end)
+  vim.wait(timeout_ms, function()
+    return reply ~= nil or exited ~= nil
   end, 50)
-  if reply then
-    proc:write(frame({ jsonrpc = '2.0', id = 2, method = 'shutdown' }))
+  if reply and not exited then
+    -- No `initialized`: that would start loading the model.
+    local shut = false
+    rpc.request('shutdown', nil, function()
+      shut = true
+    end)
     vim.wait(2000, function()
-      return buf:find('"id":2', 1, true) ~= nil
+      return shut or exited ~= nil
     end, 50)
-    proc:write(frame({ jsonrpc = '2.0', method = 'exit' }))
-    pcall(proc.write, proc, nil)
-    local exited = proc:wait(2000)
-    if exited.signal == 0 and exited.code == 124 then
-      proc:kill(9)
-    end
-  else
-    proc:kill(9)
+    rpc.notify('exit')
+    vim.wait(2000, function()
+      return exited ~= nil
+    end, 50)
+  end
+  if not exited then
+    rpc.terminate()
   end
   if not reply then
-    local err = vim.trim(table.concat(stderr))
-    return nil, (done and 'the server exited before answering initialize' or ('no answer to initialize within %d ms'):format(timeout_ms))
-      .. (err ~= '' and (': ' .. err:sub(1, 500)) or '')
+    local why = exited and ('the server exited (code %d, signal %d) before answering initialize'):format(exited.code, exited.signal)
+      or ('no answer to initialize within %d ms'):format(timeout_ms)
+    local err = vim.trim(stderr_from_log(log_from, cmd[1]))
+    return nil, why .. (err ~= '' and (': ' .. err:sub(1, 500)) or ' (its stderr is in :LspLog)')
   end
-  if reply.error then
-    return nil, 'initialize failed: ' .. vim.inspect(reply.error)
+  if reply.err then
+    return nil, 'initialize failed: ' .. (reply.err.message or vim.inspect(reply.err))
   end
   return reply.result and reply.result.capabilities or {}, nil
 end
@@ -109,7 +120,22 @@ function M.check()
   else
     health.ok('ghost text: extmarks (Neovim 0.11; 0.12 uses vim.lsp.inline_completion)')
   end
-  health.info('filetypes: ' .. table.concat(cfg.filetypes, ', '))
+  local fts = require('codegen.config').enabled_filetypes(cfg)
+  if fts then
+    health.info('filetypes: ' .. table.concat(fts, ', '))
+  else
+    local off = {}
+    for ft, on in pairs(cfg.filetypes) do
+      if not on then
+        table.insert(off, ft)
+      end
+    end
+    table.sort(off)
+    health.info('filetypes: all' .. (#off > 0 and (' but ' .. table.concat(off, ', ')) or ''))
+  end
+  if cfg.should_attach then
+    health.info('should_attach: set (it decides per buffer)')
+  end
 
   health.start('codegen: binary')
   local bin = cfg.cmd[1]
@@ -170,7 +196,7 @@ function M.check()
   end
   local running = vim.lsp.get_clients({ name = codegen.name })
   if #running > 0 then
-    health.info('status: ' .. codegen.statusline())
+    health.info('status: ' .. codegen.status_text())
   else
     health.info('no codegen server running in this Neovim (it starts when a file of an enabled filetype opens)')
   end

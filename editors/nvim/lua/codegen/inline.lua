@@ -41,6 +41,12 @@ local native_invoke = {}
 M.opts = { backend = 'auto', debounce_ms = 30 }
 M.enabled = true
 
+--- Whether suggestions are on in `bufnr`: on globally and not turned off for the buffer
+--- (`vim.b.codegen_enabled = false`, :CodegenDisable).
+function M.buf_enabled(bufnr)
+  return M.enabled and vim.b[bufnr].codegen_enabled ~= false
+end
+
 function M.native_available()
   return vim.lsp.inline_completion ~= nil and type(vim.lsp.inline_completion.get) == 'function'
 end
@@ -253,7 +259,7 @@ end
 local function request(bufnr, explicit, pick)
   local s = state(bufnr)
   local client = vim.lsp.get_clients({ bufnr = bufnr, name = 'codegen' })[1]
-  if not client or not M.enabled or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
+  if not client or not M.buf_enabled(bufnr) or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
     return
   end
   local row, col = cursor(bufnr)
@@ -299,7 +305,8 @@ local function on_change(bufnr)
     end
     show(bufnr)
   end
-  if not M.enabled then
+  if not M.buf_enabled(bufnr) then
+    clear(bufnr)
     return
   end
   s.timer = vim.defer_fn(function()
@@ -375,11 +382,37 @@ local function wrap_native_requests(client)
   end
 end
 
+--- Makes the buffer's ghost text follow buf_enabled(): on entering insert mode (the buffer
+--- variable may have changed) and after :CodegenEnable / :CodegenDisable.
+function M.sync(bufnr)
+  if not api.nvim_buf_is_valid(bufnr) then
+    return
+  end
+  local on = M.buf_enabled(bufnr)
+  if M.backend() == 'native' then
+    if vim.lsp.inline_completion.is_enabled({ bufnr = bufnr }) ~= on then
+      vim.lsp.inline_completion.enable(on, { bufnr = bufnr })
+    end
+  elseif not on then
+    cancel(bufnr)
+    clear(bufnr)
+  end
+end
+
 --- Called from the server config's on_attach.
 function M.attach(client, bufnr)
+  -- Before vim.lsp.inline_completion's own InsertEnter, so that it sees the result.
+  local group = api.nvim_create_augroup('codegen.buffer.' .. bufnr, { clear = true })
+  api.nvim_create_autocmd('InsertEnter', {
+    group = group,
+    buffer = bufnr,
+    callback = function()
+      M.sync(bufnr)
+    end,
+  })
   if M.backend() == 'native' then
     wrap_native_requests(client)
-    if M.enabled then
+    if M.buf_enabled(bufnr) then
       vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
     end
   else
@@ -393,6 +426,7 @@ function M.detach(bufnr)
   clear(bufnr)
   M.native_counts[bufnr], native_invoke[bufnr] = nil, nil
   pcall(api.nvim_del_augroup_by_name, 'codegen.ghost.' .. bufnr)
+  pcall(api.nvim_del_augroup_by_name, 'codegen.buffer.' .. bufnr)
   M.bufs[bufnr] = nil
 end
 
@@ -400,7 +434,7 @@ end
 --- loading the model, so an earlier request may have come back empty).
 function M.refresh()
   local bufnr = api.nvim_get_current_buf()
-  if not M.enabled or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
+  if not M.buf_enabled(bufnr) or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
     return
   end
   if #vim.lsp.get_clients({ bufnr = bufnr, name = 'codegen' }) == 0 then
@@ -414,17 +448,12 @@ function M.refresh()
   end
 end
 
---- Turns suggestions on or off in every attached buffer.
+--- Turns suggestions on or off in every attached buffer (buffers turned off stay off).
 function M.set_enabled(enabled)
   M.enabled = enabled
   for _, client in ipairs(vim.lsp.get_clients({ name = 'codegen' })) do
     for _, bufnr in ipairs(vim.lsp.get_buffers_by_client_id(client.id)) do
-      if M.backend() == 'native' then
-        vim.lsp.inline_completion.enable(enabled, { bufnr = bufnr })
-      elseif not enabled then
-        cancel(bufnr)
-        clear(bufnr)
-      end
+      M.sync(bufnr)
     end
   end
 end
@@ -580,7 +609,7 @@ end
 --- Asks the server explicitly (triggerKind Invoked: `n` ranked candidates) and shows the one
 --- `count` on from the suggestion shown now (0: the best).
 local function invoke(bufnr, count)
-  if not M.enabled or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
+  if not M.buf_enabled(bufnr) or api.nvim_get_mode().mode:sub(1, 1) ~= 'i' then
     return
   end
   local shown = M.current_text(bufnr)
