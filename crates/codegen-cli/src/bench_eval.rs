@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
-use codegen_engine::{Engine, EngineConfig, LoadedModel};
+use codegen_engine::{Engine, EngineConfig};
 use codegen_eval::run::{engine_ranked_pass_at_1, generate_humaneval, HumanEvalRun, Sampling};
 use codegen_eval::{
     evaluate_with_progress, load_problems, read_samples, results_path, task_records, write_results,
@@ -17,7 +17,6 @@ use codegen_sandbox::{Isolation, Sandbox, SandboxConfig};
 use codegen_store::{Store, HUMAN_EVAL};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::input::resolve_model;
 use crate::{ModelArgs, SamplingArgs};
 
 /// Options of the sandbox and the evaluator.
@@ -197,7 +196,7 @@ fn select<'a>(problems: &'a [Problem], args: &HumanEvalArgs) -> Result<Vec<&'a P
 }
 
 pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
-    crate::set_threads(args.model.threads);
+    crate::configure_runtime(args.model.threads);
     let format = match args.format {
         FormatArg::Chat => PromptFormat::Chat,
         FormatArg::Continuation => PromptFormat::Continuation,
@@ -208,9 +207,9 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     let problems = select(&all_problems, &args)?;
     let sandbox = sandbox(&args.eval)?;
     let device = args.model.device.kind().open()?;
-    let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
-    let model = LoadedModel::load(&name, &path, &device)
-        .with_context(|| format!("cannot load {}", path.display()))?;
+    let model = crate::input::load_model(&store, &args.model, &device)?;
+    let (name, path) = (model.name.clone(), model.path.clone());
+    let draft_name = model.draft.as_ref().map(|d| d.name.clone());
     let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
     engine.set_model(Some(Arc::new(model)));
 
@@ -268,6 +267,10 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
         workers: cfg.workers,
         extra: vec![
             ("device".into(), args.model.device.as_str().to_string()),
+            (
+                "draft model (single samples)".into(),
+                draft_name.clone().unwrap_or_else(|| "none".into()),
+            ),
             (
                 "threads".into(),
                 args.model

@@ -8,14 +8,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use codegen_engine::{Engine, EngineConfig, LoadedModel};
+use codegen_engine::{Engine, EngineConfig};
 use codegen_eval::infill::{write_infill_outputs, InfillMode};
 use codegen_eval::load_problems;
 use codegen_eval::run::{evaluate_infill, generate_infill, infill_run_tasks, InfillRun, Sampling};
 use codegen_store::Store;
 
 use crate::bench_eval::{bar, eval_config, problems_path, samples_file, sandbox, EvalArgs};
-use crate::input::resolve_model;
 use crate::{ModelArgs, SamplingArgs};
 
 /// Infilling modes (the tasks each builds are in `codegen_eval::infill`).
@@ -87,7 +86,7 @@ pub struct InfillArgs {
 }
 
 pub fn run(args: InfillArgs) -> Result<()> {
-    crate::set_threads(args.model.threads);
+    crate::configure_runtime(args.model.threads);
     let modes: Vec<InfillMode> = args.mode.iter().map(|m| m.mode()).collect();
     if modes.is_empty() {
         bail!("--mode: no mode given");
@@ -97,9 +96,9 @@ pub fn run(args: InfillArgs) -> Result<()> {
     let problems = load_problems(&problems_file)?;
     let sandbox = sandbox(&args.eval)?;
     let device = args.model.device.kind().open()?;
-    let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
-    let model = LoadedModel::load(&name, &path, &device)
-        .with_context(|| format!("cannot load {}", path.display()))?;
+    let model = crate::input::load_model(&store, &args.model, &device)?;
+    let (name, path) = (model.name.clone(), model.path.clone());
+    let draft_name = model.draft.as_ref().map(|d| d.name.clone());
     let samples_path = samples_file(&args.out, args.resume)?;
     let n = if args.rank { args.sampling.n.max(1) } else { 1 };
     let temperature = args.sampling.temperature.unwrap_or(0.8);
@@ -154,6 +153,10 @@ pub fn run(args: InfillArgs) -> Result<()> {
     report.wall_seconds = wall.elapsed().as_secs_f64();
     report.settings = vec![
         ("model".into(), format!("{name} ({})", path.display())),
+        (
+            "draft model (single samples)".into(),
+            draft_name.clone().unwrap_or_else(|| "none".into()),
+        ),
         (
             "modes".into(),
             modes.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use codegen_context::Language;
 use codegen_engine::{
     CompletionRequest, CompletionSettings, Document, Engine, EngineConfig, ExampleRuns,
-    LoadedModel, PromptFormat, RankPolicy, RankSettings,
+    PromptFormat, RankPolicy, RankSettings,
 };
 use codegen_store::Store;
 
-use crate::input::{cursor_offset, read_source, resolve_model};
+use crate::input::{cursor_offset, read_source};
 use crate::{ModelArgs, SamplingArgs};
 
 /// The languages `--language` accepts (LSP language ids).
@@ -69,7 +69,7 @@ pub struct CompleteArgs {
 }
 
 pub fn run(args: CompleteArgs) -> Result<()> {
-    crate::set_threads(args.model.threads);
+    crate::configure_runtime(args.model.threads);
     let text = read_source(&args.file)?;
     let cursor = cursor_offset(&text, args.at.as_deref())?;
     let language = match args.language {
@@ -78,9 +78,9 @@ pub fn run(args: CompleteArgs) -> Result<()> {
     };
     let device = args.model.device.kind().open()?;
     let store = Store::from_env();
-    let (name, path) = resolve_model(&store, args.model.model.as_deref())?;
-    let model = LoadedModel::load(&name, &path, &device)
-        .with_context(|| format!("cannot load model {}", path.display()))?;
+    let model = crate::input::load_model(&store, &args.model, &device)?;
+    let (name, path) = (model.name.clone(), model.path.clone());
+    let draft_name = model.draft.as_ref().map(|d| d.name.clone());
     let load_secs = model.load_secs;
     let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
     engine.set_model(Some(Arc::new(model)));
@@ -155,6 +155,7 @@ pub fn run(args: CompleteArgs) -> Result<()> {
         let out = serde_json::json!({
             "model": name,
             "model_path": path,
+            "draft_model": draft_name,
             "prompt_mode": completion.prompt_mode.as_str(),
             "completion_mode": completion.completion_mode.as_str(),
             "ranking": {
@@ -173,6 +174,9 @@ pub fn run(args: CompleteArgs) -> Result<()> {
                 "reused_tokens": completion.n_reused_tokens,
                 "generated_tokens": completion.n_generated_tokens,
                 "decode_tokens_per_s": decode_tps,
+                "target_passes": completion.n_target_passes,
+                "draft_tokens": completion.n_draft_tokens,
+                "accepted_draft_tokens": completion.n_accepted_draft_tokens,
             },
             "notes": completion.notes,
         });

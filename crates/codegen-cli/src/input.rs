@@ -101,6 +101,44 @@ pub fn resolve_model(store: &Store, spec: Option<&str>) -> Result<(String, PathB
     }
 }
 
+/// The draft model a model's manifest names (none for paths and hub files).
+pub fn default_draft(store: &Store, model_name: &str) -> Option<String> {
+    store
+        .find_or_default(Some(model_name))
+        .ok()
+        .filter(|m| m.name == model_name)
+        .and_then(|m| m.draft.clone())
+}
+
+/// Loads `--model` with its draft model: `--draft`, else the manifest's
+/// default; `--draft none` loads none.
+pub fn load_model(
+    store: &Store,
+    args: &crate::ModelArgs,
+    device: &candle_core::Device,
+) -> Result<codegen_engine::LoadedModel> {
+    use anyhow::Context as _;
+    let (name, path) = resolve_model(store, args.model.as_deref())?;
+    let model = codegen_engine::LoadedModel::load(&name, &path, device)
+        .with_context(|| format!("cannot load model {}", path.display()))?;
+    let spec = match args.draft.as_deref() {
+        Some("none") => None,
+        Some(spec) => Some(spec.to_string()),
+        None => default_draft(store, &name),
+    };
+    let Some(spec) = spec else {
+        return Ok(model);
+    };
+    let (draft_name, draft_path) =
+        resolve_model(store, Some(&spec)).with_context(|| format!("draft model {spec}"))?;
+    if draft_path == path {
+        return Ok(model);
+    }
+    let draft = codegen_engine::LoadedModel::load(&draft_name, &draft_path, device)
+        .with_context(|| format!("cannot load draft model {}", draft_path.display()))?;
+    Ok(model.with_draft(std::sync::Arc::new(draft))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,10 +25,11 @@ pub struct LspArgs {
 /// Serves until `exit`; the process exits with 0 after `shutdown` then
 /// `exit`, with 1 after an `exit` without `shutdown` or the end of input.
 pub fn run(args: LspArgs) -> Result<()> {
-    crate::set_threads(args.model.threads);
+    crate::configure_runtime(args.model.threads);
     let mut options = ServerOptions::with_paths_only();
     options.settings = Settings {
         model: args.model.model.clone(),
+        draft_model: args.model.draft.clone(),
         device: args.model.device.as_str().to_string(),
         threads: args.model.threads,
         ..Settings::default()
@@ -45,6 +46,9 @@ pub fn run(args: LspArgs) -> Result<()> {
             })
         }));
         resolve_model(&store, spec).map_err(|e| format!("{e:#}"))
+    });
+    options.default_draft = Arc::new(|name: &str| {
+        crate::input::default_draft(&Store::new(StoreConfig::from_env()), name)
     });
     options.telemetry_path =
         (!args.no_telemetry).then(|| crate::cache_hint().join("telemetry.jsonl"));

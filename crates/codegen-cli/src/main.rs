@@ -108,6 +108,12 @@ pub struct ModelArgs {
     /// Hugging Face Hub file as hf:ORG/REPO/FILE.gguf (default: the default model).
     #[arg(long, short = 'm')]
     pub model: Option<String>,
+    /// Draft model for speculative decoding of single samples (a name, a
+    /// GGUF path or an hf: reference sharing the model's tokenizer), or
+    /// `none`. Default: the one the model's manifest names (the 1.5B names
+    /// the 0.5B; the 0.5B none).
+    #[arg(long, value_name = "MODEL|none")]
+    pub draft: Option<String>,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = Device::Cpu)]
     pub device: Device,
@@ -138,12 +144,17 @@ pub struct SamplingArgs {
     pub seed: u64,
 }
 
-pub fn set_threads(threads: Option<usize>) {
-    if let Some(n) = threads {
-        // Read by candle's and rayon's pools when they start; nothing has
-        // started them yet at this point.
-        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+/// Sets the process's runtime configuration once, from the environment and
+/// `--threads`, before any model is loaded; warns on stderr about values
+/// it ignores.
+pub fn configure_runtime(threads: Option<usize>) -> codegen_model::RuntimeConfig {
+    let (config, mut warnings) = codegen_model::RuntimeConfig::from_env();
+    let config = config.with_threads(threads);
+    warnings.extend(config.apply());
+    for w in warnings {
+        eprintln!("codegen: warning: {w}");
     }
+    config
 }
 
 /// Seconds from a plain number (`3`, `0.5`) or a duration (`3s`, `500ms`,

@@ -108,15 +108,10 @@ pub struct CompletionSettings {
     pub draft_tokens: usize,
 }
 
-/// Default of [`CompletionSettings::draft_tokens`]; `CODEGEN_DRAFT_TOKENS`
-/// overrides it.
-const DRAFT_TOKENS: usize = 6;
-
+/// Default of [`CompletionSettings::draft_tokens`]: the runtime
+/// configuration's (`CODEGEN_DRAFT_TOKENS`, default 6).
 fn default_draft_tokens() -> usize {
-    std::env::var("CODEGEN_DRAFT_TOKENS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DRAFT_TOKENS)
+    codegen_model::lookup_draft_tokens()
 }
 
 impl Default for CompletionSettings {
@@ -160,6 +155,7 @@ impl CompletionSettings {
                 stop_tokens: tokenizer.default_stop_tokens(),
                 stop_strings: stop_strings.to_vec(),
                 draft_tokens: self.draft_tokens,
+                draft: None,
             })
             .collect()
     }
@@ -269,6 +265,11 @@ pub struct Generated {
     pub prefill_secs: f64,
     pub decode_secs: f64,
     pub n_generated_tokens: usize,
+    /// Speculative decoding: draft tokens proposed and kept, and the
+    /// model's forward passes while decoding.
+    pub n_draft_tokens: usize,
+    pub n_accepted_draft_tokens: usize,
+    pub n_target_passes: usize,
 }
 
 struct ModelTokens<'a>(&'a Tokenizer);
@@ -531,10 +532,19 @@ pub fn generate_candidates(
     cancel: Option<&AtomicBool>,
 ) -> Result<Generated, EngineError> {
     let tokenizer = &model.tokenizer;
-    let configs = req
+    let mut configs = req
         .settings
         .generate_configs(tokenizer, &prompt.stop_strings);
     let n = configs.len();
+    // One sample decodes speculatively when the model has a draft; several
+    // decode together in one pass per step instead (faster than drafting
+    // for each on CPU).
+    if let (1, Some(draft)) = (n, &model.draft) {
+        configs[0].draft = Some(codegen_model::DraftModel {
+            model: draft.clone(),
+            max_tokens: model.draft_tokens.max(1),
+        });
+    }
     // Stop a sample as soon as its block is done: post-processing of the
     // text so far stops growing when a new line falls outside the block.
     let early_stop =
@@ -593,6 +603,9 @@ pub fn generate_candidates(
         .map(|g| (g.n_reused_tokens, g.prefill_secs, g.decode_secs))
         .unwrap_or_default();
     let n_generated_tokens = generations.iter().map(|g| g.tokens.len()).sum();
+    let n_draft_tokens = generations.iter().map(|g| g.n_draft_tokens).sum();
+    let n_accepted_draft_tokens = generations.iter().map(|g| g.n_accepted_draft_tokens).sum();
+    let n_target_passes = generations.iter().map(|g| g.n_target_passes).sum();
     let samples = generations
         .into_iter()
         .map(|generation| Sample {
@@ -609,6 +622,9 @@ pub fn generate_candidates(
         prefill_secs,
         decode_secs,
         n_generated_tokens,
+        n_draft_tokens,
+        n_accepted_draft_tokens,
+        n_target_passes,
     })
 }
 

@@ -44,6 +44,8 @@ pub enum EngineError {
     CursorOutOfRange { cursor: usize, len: usize },
     #[error("the model has no `{0}` token, needed for fill-in-the-middle")]
     MissingSpecialToken(&'static str),
+    #[error("the draft model does not share the model's tokenizer: {0}")]
+    DraftMismatch(String),
 }
 
 #[cfg(test)]

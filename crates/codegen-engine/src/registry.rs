@@ -15,6 +15,17 @@ pub struct LoadedModel {
     pub model: Model,
     pub tokenizer: Tokenizer,
     pub load_secs: f64,
+    /// The draft model for speculative decoding (same tokenizer), used when
+    /// one sample is drawn; see [`LoadedModel::with_draft`].
+    pub draft: Option<Arc<LoadedModel>>,
+    /// Most tokens the draft proposes per check.
+    pub draft_tokens: usize,
+}
+
+impl AsRef<Model> for LoadedModel {
+    fn as_ref(&self) -> &Model {
+        &self.model
+    }
 }
 
 impl LoadedModel {
@@ -27,7 +38,46 @@ impl LoadedModel {
             model,
             tokenizer,
             load_secs: start.elapsed().as_secs_f64(),
+            draft: None,
+            draft_tokens: codegen_model::DEFAULT_DRAFT_MODEL_TOKENS,
         })
+    }
+
+    /// Pairs this model with a draft for speculative decoding. The two must
+    /// share a tokenizer (same vocabulary, same bytes per token); a draft
+    /// that does not is refused with the first token that differs.
+    pub fn with_draft(mut self, draft: Arc<LoadedModel>) -> Result<Self, EngineError> {
+        let (a, b) = (&self.tokenizer, &draft.tokenizer);
+        if a.vocab_size() != b.vocab_size() {
+            return Err(EngineError::DraftMismatch(format!(
+                "{} has {} tokens, {} has {}",
+                self.name,
+                a.vocab_size(),
+                draft.name,
+                b.vocab_size()
+            )));
+        }
+        if let Some(id) = (0..a.vocab_size() as u32).find(|&id| {
+            a.token_bytes(id) != b.token_bytes(id) || a.is_special(id) != b.is_special(id)
+        }) {
+            return Err(EngineError::DraftMismatch(format!(
+                "token {id} is {:?} in {} and {:?} in {}",
+                String::from_utf8_lossy(a.token_bytes(id)),
+                self.name,
+                String::from_utf8_lossy(b.token_bytes(id)),
+                draft.name
+            )));
+        }
+        self.draft = Some(draft);
+        Ok(self)
+    }
+
+    /// `name` or `name+draft` for replies and logs.
+    pub fn display_name(&self) -> String {
+        match &self.draft {
+            Some(d) => format!("{} (draft {})", self.name, d.name),
+            None => self.name.clone(),
+        }
     }
 }
 

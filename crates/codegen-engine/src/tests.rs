@@ -249,3 +249,46 @@ fn fim_keeps_the_models_spaces_when_the_cursor_is_inside_the_indentation() {
     let built = build_prompt_tokens(&m.tokenizer, &request(python(text), cursor)).unwrap();
     assert_eq!(built.healing, Healing::StripLeading);
 }
+
+/// A model with a draft completes one greedy sample speculatively, with the
+/// same text as without, and counts the proposals; several samples decode
+/// together without the draft.
+#[test]
+fn a_draft_model_changes_passes_not_text() {
+    let (dir, plain_model) = tiny();
+    let draft_path = dir.path().join("draft.gguf");
+    write_tiny_gguf(
+        &draft_path,
+        &TinyConfig {
+            n_layers: 1,
+            ..TinyConfig::default()
+        },
+    )
+    .unwrap();
+    let draft =
+        Arc::new(LoadedModel::load("draft", &draft_path, &candle_core::Device::Cpu).unwrap());
+    let (_dir2, with) = tiny();
+    let with = with.with_draft(draft).unwrap();
+    assert_eq!(with.display_name(), "tiny (draft draft)");
+    let text = "def f(x):\n    return \n\nprint(f(2))\n";
+    let cursor = text.find("return ").unwrap() + 7;
+    let mut req = request(python(text), cursor);
+    req.settings.max_tokens = 24;
+    let a = complete(
+        &plain_model,
+        &mut plain_model.model.new_session().unwrap(),
+        &req,
+    );
+    let b = complete(&with, &mut with.model.new_session().unwrap(), &req);
+    assert_eq!(a.samples[0].raw, b.samples[0].raw);
+    assert_eq!(a.samples[0].text, b.samples[0].text);
+    assert_eq!(a.n_draft_tokens, 0);
+    if b.n_generated_tokens > 1 {
+        assert!(b.n_draft_tokens > 0, "{:?}", b.samples[0]);
+    }
+    req.settings.n = 3;
+    req.settings.temperature = 0.8;
+    let c = complete(&with, &mut with.model.new_session().unwrap(), &req);
+    assert_eq!(c.samples.len(), 3);
+    assert_eq!(c.n_draft_tokens, 0);
+}

@@ -82,6 +82,11 @@ pub struct RankedCompletion {
     pub prefill_secs: f64,
     pub decode_secs: f64,
     pub n_generated_tokens: usize,
+    /// Speculative decoding (a model with a draft, one sample): proposals
+    /// made and kept, and the model's forward passes while decoding.
+    pub n_draft_tokens: usize,
+    pub n_accepted_draft_tokens: usize,
+    pub n_target_passes: usize,
     pub rank: RankOutcome,
     /// Generation stopped at the time budget (the text is partial).
     pub budget_exhausted: bool,
@@ -115,6 +120,11 @@ pub struct CounterSnapshot {
     pub ranked_with_examples: u64,
     /// Time spent ranking, in all.
     pub rank_micros: u64,
+    /// Speculative decoding: draft proposals, those kept, and the model's
+    /// decode passes in those jobs.
+    pub draft_tokens: u64,
+    pub accepted_draft_tokens: u64,
+    pub target_passes: u64,
 }
 
 /// Engine counters, shared by the worker and whoever answers from caches.
@@ -132,6 +142,9 @@ pub struct Counters {
     ranked: AtomicU64,
     ranked_with_examples: AtomicU64,
     rank_micros: AtomicU64,
+    draft_tokens: AtomicU64,
+    accepted_draft_tokens: AtomicU64,
+    target_passes: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, n: usize) {
@@ -158,6 +171,9 @@ impl Counters {
             ranked: get(&self.ranked),
             ranked_with_examples: get(&self.ranked_with_examples),
             rank_micros: get(&self.rank_micros),
+            draft_tokens: get(&self.draft_tokens),
+            accepted_draft_tokens: get(&self.accepted_draft_tokens),
+            target_passes: get(&self.target_passes),
         }
     }
 }
@@ -487,6 +503,12 @@ fn worker_loop(shared: &Shared, config: EngineConfig) {
             Ok(outcome) => {
                 bump(&counters.jobs_completed, 1);
                 bump(&counters.tokens_generated, outcome.n_generated_tokens);
+                bump(&counters.draft_tokens, outcome.n_draft_tokens);
+                bump(
+                    &counters.accepted_draft_tokens,
+                    outcome.n_accepted_draft_tokens,
+                );
+                bump(&counters.target_passes, outcome.n_target_passes);
                 if outcome.budget_exhausted {
                     bump(&counters.budget_exhausted, 1);
                 }
@@ -606,6 +628,9 @@ fn run_job(
         prefill_secs: generated.prefill_secs,
         decode_secs: generated.decode_secs,
         n_generated_tokens: generated.n_generated_tokens,
+        n_draft_tokens: generated.n_draft_tokens,
+        n_accepted_draft_tokens: generated.n_accepted_draft_tokens,
+        n_target_passes: generated.n_target_passes,
         rank: RankOutcome {
             suggestions: Vec::new(),
             ..rank

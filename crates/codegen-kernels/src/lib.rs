@@ -31,9 +31,9 @@
 //! allocate in the steady-state matmul path (the caller owns a [`Scratch`]),
 //! or panic on bad input (sizes are checked and reported as [`KernelError`]).
 //!
-//! Knobs: `CODEGEN_SIMD=scalar|avx2|avx512|amx` (or [`set_simd_level`])
-//! forces a SIMD level (`avx512` turns AMX off); `CODEGEN_THREADS=N` (or
-//! [`set_num_threads`]) sizes the pool.
+//! Knobs: [`set_simd_level`] caps the SIMD level (`Avx512` turns AMX off);
+//! [`set_num_threads`] sizes the pool. The crate reads no environment
+//! variable: `codegen_model::RuntimeConfig` sets both, once per process.
 
 // Kernels index several per-token arrays in one loop.
 #![allow(clippy::needless_range_loop)]

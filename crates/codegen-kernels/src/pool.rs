@@ -273,15 +273,9 @@ impl Drop for ThreadPool {
 static GLOBAL: OnceLock<RwLock<Arc<ThreadPool>>> = OnceLock::new();
 
 fn default_threads() -> usize {
-    std::env::var("CODEGEN_THREADS")
-        .ok()
-        .and_then(|s| s.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn global() -> &'static RwLock<Arc<ThreadPool>> {
@@ -301,7 +295,8 @@ pub fn parallel_for(n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
     global_pool().run(n_tasks, f);
 }
 
-/// Threads used by the kernels (default: `CODEGEN_THREADS`, else all cores).
+/// Threads used by the kernels (default: all cores; [`set_num_threads`]
+/// resizes, as the model crate's runtime configuration does).
 pub fn num_threads() -> usize {
     global_pool().n_threads()
 }

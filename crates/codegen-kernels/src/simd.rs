@@ -19,7 +19,7 @@ pub enum SimdLevel {
 }
 
 impl SimdLevel {
-    /// Parses `scalar`, `avx2`, `avx512`, `amx` (as in `CODEGEN_SIMD`).
+    /// Parses `scalar`, `avx2`, `avx512`, `amx`.
     pub fn parse(s: &str) -> Option<SimdLevel> {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" | "none" => Some(SimdLevel::Scalar),
@@ -85,18 +85,12 @@ fn decode(v: u8) -> SimdLevel {
 }
 
 fn detect() -> SimdLevel {
-    let best = available_simd_levels().pop().unwrap_or(SimdLevel::Scalar);
-    match std::env::var("CODEGEN_SIMD")
-        .ok()
-        .and_then(|s| SimdLevel::parse(&s))
-    {
-        Some(l) if l.is_supported() => l,
-        // An unsupported request falls back to the best supported level.
-        _ => best,
-    }
+    available_simd_levels().pop().unwrap_or(SimdLevel::Scalar)
 }
 
-/// The level kernels use now (detected once, honoring `CODEGEN_SIMD`).
+/// The level kernels use now: the best this CPU has, unless
+/// [`set_simd_level`] capped it (the model crate's runtime configuration
+/// does, from `CODEGEN_SIMD` or a flag).
 #[inline]
 pub fn simd_level() -> SimdLevel {
     let v = LEVEL.load(Ordering::Relaxed);

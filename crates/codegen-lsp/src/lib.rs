@@ -29,7 +29,9 @@ mod transport;
 
 pub use server::{serve, ServeOutcome};
 pub use settings::{Rank, Settings};
-pub use state::{DownloadProgress, ModelResolver, ProgressSink, ServerOptions, StatusParams};
+pub use state::{
+    DownloadProgress, DraftLookup, ModelResolver, ProgressSink, ServerOptions, StatusParams,
+};
 
 #[cfg(test)]
 mod tests;

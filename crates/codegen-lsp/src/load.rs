@@ -107,6 +107,7 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
             None
         };
         let resolver = state.options.resolve_model.clone();
+        let default_draft = state.options.default_draft.clone();
         let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressReport>();
         let throttle = Mutex::new(ProgressThrottle::new(REPORT_INTERVAL));
         let sink: ProgressSink = Arc::new(move |download| {
@@ -114,7 +115,9 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
                 let _ = report_tx.send(report);
             }
         });
-        let loading = tokio::task::spawn_blocking(move || load_model(&resolver, &settings, sink));
+        let loading = tokio::task::spawn_blocking(move || {
+            load_model(&resolver, &default_draft, &settings, sink)
+        });
         // The sink (and with it the sender) is dropped when loading ends.
         while let Some(report) = report_rx.recv().await {
             if let Some(progress) = &progress {
@@ -134,7 +137,7 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
         }
         let message = match result {
             Ok(model) => {
-                let name = model.name.clone();
+                let name = model.display_name();
                 let message = format!("codegen: model {name} ready ({:.1} s)", model.load_secs);
                 state.engine.set_model(Some(model));
                 *lock(&state.model_state) = ModelState::Ready(name);
@@ -161,12 +164,14 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
 
 fn load_model(
     resolver: &ModelResolver,
+    default_draft: &crate::state::DraftLookup,
     settings: &Settings,
     progress: ProgressSink,
 ) -> Result<Arc<LoadedModel>, String> {
     if let Some(n) = settings.threads {
-        // Read by the thread pools when they start (before the first model).
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        // The editor's `threads` setting resizes the kernels' pool.
+        let (config, _) = codegen_model::RuntimeConfig::from_env();
+        config.with_threads(Some(n)).apply();
     }
     let device: DeviceKind = settings
         .device
@@ -175,8 +180,26 @@ fn load_model(
     let device = device
         .open()
         .map_err(|e| format!("cannot open device {}: {e}", settings.device))?;
-    let (name, path) = resolver(settings.model.as_deref(), progress)?;
-    LoadedModel::load(&name, &path, &device)
+    let (name, path) = resolver(settings.model.as_deref(), progress.clone())?;
+    let model = LoadedModel::load(&name, &path, &device)
+        .map_err(|e| format!("cannot load model {}: {e}", path.display()))?;
+    let draft_spec = match settings.draft_model.as_deref() {
+        Some("none") => None,
+        Some(spec) => Some(spec.to_string()),
+        None => default_draft(&name),
+    };
+    let Some(spec) = draft_spec else {
+        return Ok(Arc::new(model));
+    };
+    let (draft_name, draft_path) =
+        resolver(Some(&spec), progress).map_err(|e| format!("draft model {spec}: {e}"))?;
+    if draft_path == path {
+        return Ok(Arc::new(model));
+    }
+    let draft = LoadedModel::load(&draft_name, &draft_path, &device)
+        .map_err(|e| format!("cannot load draft model {}: {e}", draft_path.display()))?;
+    model
+        .with_draft(Arc::new(draft))
         .map(Arc::new)
-        .map_err(|e| format!("cannot load model {}: {e}", path.display()))
+        .map_err(|e| format!("{e}"))
 }

@@ -32,6 +32,10 @@ pub const EXTRA_SAMPLE_TEMPERATURE: f32 = 0.8;
 pub struct Settings {
     /// Model name or GGUF path; `None` is the default model.
     pub model: Option<String>,
+    /// Draft model for speculative decoding: a name, path or hub reference;
+    /// `"none"` turns it off; unset uses the model's manifest default (the
+    /// 1.5B names the 0.5B).
+    pub draft_model: Option<String>,
     pub device: String,
     pub threads: Option<usize>,
     pub max_tokens: usize,
@@ -63,6 +67,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             model: None,
+            draft_model: None,
             device: "cpu".into(),
             threads: None,
             max_tokens: 128,
@@ -140,7 +145,10 @@ impl Settings {
 
     /// Whether a setting that needs a model reload differs.
     pub fn model_differs(&self, other: &Settings) -> bool {
-        self.model != other.model || self.device != other.device || self.threads != other.threads
+        self.model != other.model
+            || self.draft_model != other.draft_model
+            || self.device != other.device
+            || self.threads != other.threads
     }
 
     pub fn language_enabled(&self, language_id: &str) -> bool {
@@ -175,6 +183,21 @@ impl Settings {
                     }
                     Value::String(s) => {
                         self.model = Some(s.clone());
+                        true
+                    }
+                    _ => false,
+                },
+                "draftModel" => match field {
+                    Value::Null => {
+                        self.draft_model = None;
+                        true
+                    }
+                    Value::String(s) if s.is_empty() => {
+                        self.draft_model = None;
+                        true
+                    }
+                    Value::String(s) => {
+                        self.draft_model = Some(s.clone());
                         true
                     }
                     _ => false,

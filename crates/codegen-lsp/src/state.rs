@@ -36,12 +36,17 @@ pub type ProgressSink = Arc<dyn Fn(DownloadProgress) + Send + Sync>;
 pub type ModelResolver =
     Arc<dyn Fn(Option<&str>, ProgressSink) -> Result<(String, PathBuf), String> + Send + Sync>;
 
+/// The draft model a model's manifest names by default (`None`: none).
+pub type DraftLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// How the server is set up by its host (the CLI or a test).
 #[derive(Clone)]
 pub struct ServerOptions {
     /// Defaults; `initializationOptions` and configuration changes override.
     pub settings: Settings,
     pub resolve_model: ModelResolver,
+    /// The default draft model of a model (by its resolved name).
+    pub default_draft: DraftLookup,
     /// Where acceptance telemetry is appended (`None`: nowhere).
     pub telemetry_path: Option<PathBuf>,
     pub engine: EngineConfig,
@@ -66,6 +71,7 @@ impl ServerOptions {
                 Some(path) => Err(format!("model file {path} does not exist")),
                 None => Err("no model configured: set `model` to a GGUF file".into()),
             }),
+            default_draft: Arc::new(|_| None),
             telemetry_path: None,
             engine: EngineConfig::default(),
             debug_methods: false,

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Result;
@@ -26,7 +27,59 @@ pub struct GenerateConfig {
     /// keeping those the model agrees with. The output is the model's own
     /// greedy output; only the number of passes changes. 0 turns it off.
     pub draft_tokens: usize,
+    /// Speculative decoding with a smaller model of the same tokenizer: it
+    /// proposes up to `max_tokens` tokens (fewer while its proposals are
+    /// being rejected), the model checks them in one forward pass. Greedy
+    /// output is the model's own greedy output; sampled output follows the
+    /// model's own distribution exactly (the speculative sampling rule).
+    /// Used by [`generate`]; the samples of [`generate_batch`] decode
+    /// together without it. Takes precedence over `draft_tokens`.
+    pub draft: Option<DraftModel>,
 }
+
+/// The draft model of speculative decoding: anything that holds a
+/// [`Model`] (the model itself, or an engine's loaded model).
+#[derive(Clone)]
+pub struct DraftModel {
+    pub model: Arc<dyn AsRef<Model> + Send + Sync>,
+    /// Most tokens proposed per check (the adaptive length starts at half).
+    pub max_tokens: usize,
+}
+
+impl PartialEq for DraftModel {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(
+            Arc::as_ptr(&self.model) as *const u8,
+            Arc::as_ptr(&other.model) as *const u8,
+        ) && self.max_tokens == other.max_tokens
+    }
+}
+
+impl std::fmt::Debug for DraftModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config = (*self.model).as_ref().config();
+        f.debug_struct("DraftModel")
+            .field("layers", &config.n_layers)
+            .field("hidden_size", &config.hidden_size)
+            .field("max_tokens", &self.max_tokens)
+            .finish()
+    }
+}
+
+/// Default most draft tokens per check. On the 2-core reference machine a
+/// 0.5B draft step costs about 0.4 of a 1.5B step, so long drafts cost more
+/// than they save; 4 measured best (see benches/README.md).
+pub const DEFAULT_DRAFT_MODEL_TOKENS: usize = 4;
+
+/// Most prompt tokens the draft model catches up on in one request. A
+/// request whose draft session is further behind (a new document) catches up
+/// this much and decodes without drafts, so a first request never waits for
+/// a whole second prefill; the next requests find the draft warm.
+pub const DRAFT_CATCH_UP_TOKENS: usize = 256;
+
+/// After a stretch of refused proposals at the shortest draft length,
+/// decode this many tokens without drafting before trying again.
+const DRAFT_PAUSE_TOKENS: usize = 16;
 
 impl Default for GenerateConfig {
     fn default() -> Self {
@@ -36,6 +89,7 @@ impl Default for GenerateConfig {
             stop_tokens: Vec::new(),
             stop_strings: Vec::new(),
             draft_tokens: 0,
+            draft: None,
         }
     }
 }
@@ -78,9 +132,14 @@ pub struct Generation {
     pub n_reused_tokens: usize,
     pub prefill_secs: f64,
     pub decode_secs: f64,
-    /// Draft tokens checked and accepted (see [`GenerateConfig::draft_tokens`]).
+    /// Draft tokens checked and accepted (see [`GenerateConfig::draft_tokens`]
+    /// and [`GenerateConfig::draft`]).
     pub n_draft_tokens: usize,
     pub n_accepted_draft_tokens: usize,
+    /// Forward passes of the model during decoding (each checks one token
+    /// and any drafts); with a draft model, tokens per pass is the speedup's
+    /// upper bound.
+    pub n_target_passes: usize,
 }
 
 impl Generation {
@@ -233,6 +292,11 @@ pub fn generate(
     cancel: Option<&AtomicBool>,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Generation> {
+    if let Some(draft) = &config.draft {
+        return generate_speculative(
+            model, tokenizer, session, prompt, config, draft, cancel, on_text,
+        );
+    }
     let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
     let start = Instant::now();
     let (mut logits, n_reused) = prefill_reusing(model, session, prompt)?;
@@ -254,7 +318,7 @@ pub fn generate(
     // tokens they yield (accepted drafts) are already in the session.
     let mut queue: VecDeque<Vec<f32>> = VecDeque::new();
     queue.push_back(std::mem::take(&mut logits));
-    let (mut n_drafted, mut n_accepted) = (0, 0);
+    let (mut n_drafted, mut n_accepted, mut n_passes) = (0, 0, 0);
     let finish = loop {
         if cancelled() {
             break FinishReason::Cancelled;
@@ -311,6 +375,7 @@ pub fn generate(
                 step.push(token);
                 step.extend_from_slice(draft);
                 let rows = model.forward_all(session, &step)?;
+                n_passes += 1;
                 let agreed = draft
                     .iter()
                     .zip(&rows)
@@ -324,6 +389,7 @@ pub fn generate(
             }
         }
         model.forward_into(session, &[token], &mut logits)?;
+        n_passes += 1;
         queue.push_back(std::mem::take(&mut logits));
     };
     if finish != FinishReason::StopString && finish != FinishReason::Stopped {
@@ -343,6 +409,224 @@ pub fn generate(
         decode_secs: decode_start.elapsed().as_secs_f64(),
         n_draft_tokens: n_drafted,
         n_accepted_draft_tokens: n_accepted,
+        n_target_passes: n_passes,
+    })
+}
+
+/// [`generate`] with a draft model: speculative decoding.
+///
+/// Each round the draft model (its session kept beside the target's, synced
+/// to the text so far by common prefix) proposes `k` tokens; the model runs
+/// the last chosen token and the `k` proposals in one pass. Greedy: the
+/// proposals the model's argmax agrees with are kept, then the model's own
+/// token. Sampling: proposal `d` is kept with probability
+/// `min(1, p(d) / q(d))` (`p`, `q`: the model's and the draft's sampling
+/// distributions after temperature, top-k and top-p); at the first refusal
+/// the token is drawn from `max(0, p - q)`, normalized; when all are kept
+/// the next token is drawn from `p`. This keeps the model's distribution
+/// exactly. `k` adapts: one more after a round that kept everything, one
+/// less after one that kept under half.
+#[allow(clippy::too_many_arguments)]
+fn generate_speculative(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    session: &mut Session,
+    prompt: &[u32],
+    config: &GenerateConfig,
+    draft: &DraftModel,
+    cancel: Option<&AtomicBool>,
+    on_text: &mut dyn FnMut(&str) -> bool,
+) -> Result<Generation> {
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let draft_model: &Model = (*draft.model).as_ref();
+    let start = Instant::now();
+    let (first, n_reused) = prefill_reusing(model, session, prompt)?;
+    let prefill_secs = start.elapsed().as_secs_f64();
+    let decode_start = Instant::now();
+    let mut sampler = Sampler::new(config.sampling.clone());
+    let greedy = config.sampling.is_greedy();
+    let mut tracker = TextTracker::new(&config.stop_strings);
+    let mut tokens = Vec::new();
+    let mut logprobs = Vec::new();
+    let context_length = model
+        .config()
+        .context_length
+        .min(draft_model.config().context_length);
+    let max_k = draft.max_tokens.max(1);
+    let mut k = max_k.div_ceil(2).max(1);
+    // Recent share of kept proposals (exponential average over rounds), and
+    // the token count before which drafting pauses.
+    let mut recent = 0.5f32;
+    let mut paused_until = 0usize;
+    {
+        // A draft session far behind catches up a bounded stretch now and
+        // stays out of this request.
+        let dsession = session.draft_session(draft_model)?;
+        let common = dsession.common_prefix_len(prompt);
+        if prompt.len() - common > DRAFT_CATCH_UP_TOKENS {
+            dsession.truncate(common);
+            let upto = common + DRAFT_CATCH_UP_TOKENS;
+            prefill_reusing(draft_model, dsession, &prompt[..upto])?;
+            paused_until = usize::MAX;
+        }
+    }
+    // The text the target session will hold once the last chosen token runs.
+    let mut history = prompt.to_vec();
+    // Decisions to make, in order: a logits row and, for a token already
+    // chosen by the acceptance rule, that token. All but the last are for
+    // tokens already in the session.
+    let mut queue: VecDeque<(Vec<f32>, Option<u32>)> = VecDeque::new();
+    queue.push_back((first, None));
+    let (mut n_drafted, mut n_accepted, mut n_passes) = (0, 0, 0);
+    let mut logits = Vec::new();
+    let finish = loop {
+        if cancelled() {
+            break FinishReason::Cancelled;
+        }
+        if tokens.len() >= config.max_tokens {
+            break FinishReason::MaxTokens;
+        }
+        let Some((row, chosen)) = queue.pop_front() else {
+            break FinishReason::Cancelled;
+        };
+        let (token, logprob) = match chosen {
+            Some(t) => (t, crate::sampler::log_prob(&row, t)),
+            None => sampler.sample(&row),
+        };
+        if config.stop_tokens.contains(&token) {
+            break FinishReason::StopToken;
+        }
+        tokens.push(token);
+        logprobs.push(logprob);
+        history.push(token);
+        let (fresh, stop) = tracker.push(tokenizer.token_bytes(token));
+        if !fresh.is_empty() && !on_text(&fresh) {
+            break FinishReason::Stopped;
+        }
+        if stop {
+            break FinishReason::StopString;
+        }
+        if tokens.len() >= config.max_tokens {
+            break FinishReason::MaxTokens;
+        }
+        if !queue.is_empty() {
+            continue;
+        }
+        if session.len() + 1 > context_length {
+            break FinishReason::ContextFull;
+        }
+        if cancelled() {
+            break FinishReason::Cancelled;
+        }
+        let room = (config.max_tokens - tokens.len())
+            .min(context_length - session.len())
+            .min(PREFILL_CHUNK)
+            .saturating_sub(1);
+        let want = if tokens.len() < paused_until {
+            0
+        } else {
+            k.min(room)
+        };
+        if want == 0 {
+            model.forward_into(session, &[token], &mut logits)?;
+            n_passes += 1;
+            queue.push_back((std::mem::take(&mut logits), None));
+            continue;
+        }
+        // The draft proposes `want` tokens after `history`.
+        let mut drafts = Vec::with_capacity(want);
+        let mut draft_dists: Vec<Vec<f32>> = Vec::new();
+        {
+            let dsession = session.draft_session(draft_model)?;
+            let (mut drow, _) = prefill_reusing(draft_model, dsession, &history)?;
+            loop {
+                let d = if greedy {
+                    sampler.greedy_token(&drow)
+                } else {
+                    let q = sampler.distribution(&drow);
+                    let d = sampler.draw_from(&q);
+                    draft_dists.push(q);
+                    d
+                };
+                drafts.push(d);
+                if drafts.len() == want || config.stop_tokens.contains(&d) {
+                    break;
+                }
+                draft_model.forward_into(dsession, &[d], &mut drow)?;
+            }
+        }
+        // The model checks them all in one pass: rows[i] follows step[i].
+        let base = session.len();
+        let mut step = Vec::with_capacity(drafts.len() + 1);
+        step.push(token);
+        step.extend_from_slice(&drafts);
+        let mut rows = model.forward_all(session, &step)?;
+        n_passes += 1;
+        let mut kept = 0;
+        let mut correction = None;
+        for (i, &d) in drafts.iter().enumerate() {
+            if greedy {
+                if sampler.greedy_token(&rows[i]) != d {
+                    break;
+                }
+            } else {
+                let p = sampler.distribution(&rows[i]);
+                let q = &draft_dists[i];
+                let (pd, qd) = (p[d as usize], q[d as usize]);
+                if !(qd > 0.0 && sampler.uniform() < (pd / qd).min(1.0)) {
+                    let residual: Vec<f32> =
+                        p.iter().zip(q).map(|(p, q)| (p - q).max(0.0)).collect();
+                    let token = if residual.iter().any(|w| *w > 0.0) {
+                        sampler.draw_from(&residual)
+                    } else {
+                        sampler.draw_from(&p)
+                    };
+                    correction = Some(token);
+                    break;
+                }
+            }
+            kept += 1;
+        }
+        n_drafted += drafts.len();
+        n_accepted += kept;
+        session.truncate(base + 1 + kept);
+        recent = 0.7 * recent + 0.3 * kept as f32 / drafts.len() as f32;
+        if kept == drafts.len() {
+            k = (k + 1).min(max_k);
+        } else if kept * 2 < drafts.len() {
+            if k == 1 && recent < 0.35 {
+                paused_until = tokens.len() + kept + 1 + DRAFT_PAUSE_TOKENS;
+                recent = 0.5;
+                k = 2.min(max_k);
+            } else {
+                k = k.saturating_sub(1).max(1);
+            }
+        }
+        let next = rows.swap_remove(kept);
+        rows.truncate(kept);
+        for (row, d) in rows.into_iter().zip(&drafts) {
+            queue.push_back((row, Some(*d)));
+        }
+        queue.push_back((next, correction));
+    };
+    if finish != FinishReason::StopString && finish != FinishReason::Stopped {
+        let rest = tracker.flush();
+        if !rest.is_empty() {
+            on_text(&rest);
+        }
+    }
+    Ok(Generation {
+        text: tracker.text(),
+        tokens,
+        logprobs,
+        finish,
+        n_prompt_tokens: prompt.len(),
+        n_reused_tokens: n_reused,
+        prefill_secs,
+        decode_secs: decode_start.elapsed().as_secs_f64(),
+        n_draft_tokens: n_drafted,
+        n_accepted_draft_tokens: n_accepted,
+        n_target_passes: n_passes,
     })
 }
 
@@ -509,6 +793,7 @@ pub fn generate_batch_with(
                 decode_secs,
                 n_draft_tokens: 0,
                 n_accepted_draft_tokens: 0,
+                n_target_passes: 0,
             }
         })
         .collect())

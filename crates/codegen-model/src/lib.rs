@@ -14,6 +14,7 @@ mod generate;
 mod host;
 mod linear;
 mod model;
+mod runtime;
 mod sampler;
 mod session;
 pub mod testing;
@@ -24,10 +25,14 @@ pub use config::ModelConfig;
 pub use device::DeviceKind;
 pub use error::{ModelError, Result};
 pub use generate::{
-    generate, generate_batch, generate_batch_with, prefill_reusing, FinishReason, GenerateConfig,
-    Generation,
+    generate, generate_batch, generate_batch_with, prefill_reusing, DraftModel, FinishReason,
+    GenerateConfig, Generation, DEFAULT_DRAFT_MODEL_TOKENS, DRAFT_CATCH_UP_TOKENS,
 };
 pub use model::{load, load_with, Backend, LoadOptions, Model, PREFILL_CHUNK};
+pub use runtime::{
+    forward_path, lookup_draft_tokens, ForwardPath, RuntimeConfig, RuntimeReport,
+    DEFAULT_LOOKUP_DRAFT_TOKENS,
+};
 pub use sampler::{log_prob, Sampler, SamplingConfig};
 pub use session::Session;
 pub use tokenizer::{PromptPiece, SpecialTokens, Tokenizer};

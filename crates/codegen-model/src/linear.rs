@@ -1,6 +1,6 @@
 //! Linear layers: our quantized CPU kernels (`codegen-kernels`) plugged into
 //! candle as a custom op, or candle's own `QMatMul` (GPU devices, or when
-//! `CODEGEN_KERNELS=candle`). Several matrices that read the same input
+//! `CODEGEN_KERNELS=candle` in the runtime configuration). Several matrices that read the same input
 //! (Q/K/V, gate/up) run as one fused call.
 
 use std::cell::RefCell;

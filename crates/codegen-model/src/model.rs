@@ -54,11 +54,12 @@ pub enum Backend {
 /// How to load a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// `None`: kernels on CPU (unless `CODEGEN_KERNELS=candle`), candle elsewhere.
+    /// `None`: kernels on CPU (unless the runtime configuration asks for
+    /// candle's, `CODEGEN_KERNELS=candle`), candle elsewhere.
     pub backend: Option<Backend>,
     /// With the kernel backend: run the fused CPU forward (default) rather
-    /// than the candle-tensor forward over the same kernels. The
-    /// environment variable `CODEGEN_FORWARD=candle` also turns it off.
+    /// than the candle-tensor forward over the same kernels. The runtime
+    /// configuration's forward path (`CODEGEN_FORWARD=candle`) also turns it off.
     pub fused: bool,
 }
 
@@ -289,9 +290,7 @@ pub fn load_with(
         Some(Backend::Kernels) if device.is_cpu() => Backend::Kernels,
         Some(Backend::F32Reference) => Backend::F32Reference,
         Some(_) => Backend::Candle,
-        None if device.is_cpu() && std::env::var("CODEGEN_KERNELS").as_deref() != Ok("candle") => {
-            Backend::Kernels
-        }
+        None if device.is_cpu() && !crate::runtime::candle_kernels() => Backend::Kernels,
         None => Backend::Candle,
     };
     let mmap = if backend == Backend::Kernels {
@@ -311,7 +310,7 @@ pub fn load_with(
         mmap,
         reference: backend == Backend::F32Reference,
     };
-    let fused = options.fused && std::env::var("CODEGEN_FORWARD").as_deref() != Ok("candle");
+    let fused = options.fused && crate::runtime::forward_path() == crate::ForwardPath::Fused;
     let model = Model::from_loader(loader, config, meta.len(), backend, fused)?;
     Ok((model, tokenizer))
 }
@@ -687,5 +686,11 @@ impl Model {
             session.commit(tokens);
         }
         Ok(x)
+    }
+}
+
+impl AsRef<Model> for Model {
+    fn as_ref(&self) -> &Model {
+        self
     }
 }

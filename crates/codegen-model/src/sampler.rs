@@ -93,6 +93,15 @@ impl Sampler {
     }
 
     fn sample_filtered(&mut self, logits: &[f32]) -> u32 {
+        match self.support(logits) {
+            Support::All(total) => self.draw_from_all(total),
+            Support::Order(n, mass) => self.draw_from_order(n, mass),
+        }
+    }
+
+    /// Weighs `logits` at the temperature into `self.weights` and finds the
+    /// tokens top-k and top-p keep: all of them, or `self.order[..n]`.
+    fn support(&mut self, logits: &[f32]) -> Support {
         let inv_t = 1.0 / self.config.temperature;
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let total = crate::vecmath::exp_scaled_into(logits, max, inv_t, &mut self.weights);
@@ -100,7 +109,7 @@ impl Sampler {
         let vocab = self.weights.len();
 
         if self.config.top_k.is_none() && top_p >= 1.0 {
-            return self.draw_from_all(total);
+            return Support::All(total);
         }
         if self.config.top_k.is_none() && top_p > 0.0 {
             // Only tokens of weight >= eps can be in the nucleus: all the
@@ -119,7 +128,7 @@ impl Sampler {
             let weights = &self.weights;
             self.order
                 .sort_unstable_by(|a, b| weights[*b as usize].total_cmp(&weights[*a as usize]));
-            return self.draw_nucleus(top_p, total);
+            return self.nucleus(top_p, total);
         }
         let keep = self.config.top_k.unwrap_or(vocab).clamp(1, vocab);
         let preselect = if top_p < 1.0 {
@@ -148,12 +157,12 @@ impl Sampler {
             self.order.truncate(keep);
         }
         let keep_total: f32 = self.order.iter().map(|i| weights[*i as usize]).sum();
-        self.draw_nucleus(top_p, keep_total)
+        self.nucleus(top_p, keep_total)
     }
 
-    /// Draws from the smallest prefix of `self.order` (sorted by weight,
-    /// descending) whose weight reaches `top_p * mass`.
-    fn draw_nucleus(&mut self, top_p: f32, mass: f32) -> u32 {
+    /// The smallest prefix of `self.order` (sorted by weight, descending)
+    /// whose weight reaches `top_p * mass`, and its weight.
+    fn nucleus(&self, top_p: f32, mass: f32) -> Support {
         let weights = &self.weights;
         let limit = top_p * mass;
         let mut cumulative = 0.0;
@@ -165,9 +174,15 @@ impl Sampler {
                 break;
             }
         }
-        let nucleus = &self.order[..n_nucleus.max(1)];
-        let nucleus_total: f32 = nucleus.iter().map(|i| weights[*i as usize]).sum();
-        let mut target = self.rng.gen::<f32>() * nucleus_total;
+        let n = n_nucleus.max(1).min(self.order.len());
+        let nucleus_total: f32 = self.order[..n].iter().map(|i| weights[*i as usize]).sum();
+        Support::Order(n, nucleus_total)
+    }
+
+    fn draw_from_order(&mut self, n: usize, mass: f32) -> u32 {
+        let weights = &self.weights;
+        let nucleus = &self.order[..n];
+        let mut target = self.rng.gen::<f32>() * mass;
         for idx in nucleus {
             target -= weights[*idx as usize];
             if target <= 0.0 {
@@ -191,6 +206,67 @@ impl Sampler {
         }
         last_positive as u32
     }
+
+    /// The distribution [`Sampler::sample`] draws from for `logits`, as
+    /// probabilities over the whole vocabulary (zero outside what top-k and
+    /// top-p keep; one-hot at the argmax when greedy). Speculative sampling
+    /// compares the draft's and the target's with it.
+    pub fn distribution(&mut self, logits: &[f32]) -> Vec<f32> {
+        let mut probs = vec![0.0f32; logits.len()];
+        if logits.is_empty() {
+            return probs;
+        }
+        if self.config.is_greedy() {
+            probs[argmax(logits) as usize] = 1.0;
+            return probs;
+        }
+        match self.support(logits) {
+            Support::All(total) => {
+                let inv = 1.0 / total.max(f32::MIN_POSITIVE);
+                for (p, w) in probs.iter_mut().zip(&self.weights) {
+                    *p = w * inv;
+                }
+            }
+            Support::Order(n, mass) => {
+                let inv = 1.0 / mass.max(f32::MIN_POSITIVE);
+                for idx in &self.order[..n] {
+                    probs[*idx as usize] = self.weights[*idx as usize] * inv;
+                }
+            }
+        }
+        probs
+    }
+
+    /// Draws a token from `probs` (non-negative weights; they need not sum
+    /// to one) with this sampler's random state.
+    pub fn draw_from(&mut self, probs: &[f32]) -> u32 {
+        let total: f32 = probs.iter().sum();
+        let mut target = self.rng.gen::<f32>() * total;
+        let mut last_positive = 0;
+        for (idx, w) in probs.iter().enumerate() {
+            if *w > 0.0 {
+                last_positive = idx;
+                target -= w;
+                if target <= 0.0 {
+                    return idx as u32;
+                }
+            }
+        }
+        last_positive as u32
+    }
+
+    /// A uniform draw in `[0, 1)` from this sampler's random state.
+    pub fn uniform(&mut self) -> f32 {
+        self.rng.gen::<f32>()
+    }
+}
+
+/// What top-k and top-p keep of the weighed vocabulary.
+enum Support {
+    /// Every token; the total weight.
+    All(f32),
+    /// `order[..n]`; their weight.
+    Order(usize, f32),
 }
 
 #[cfg(test)]

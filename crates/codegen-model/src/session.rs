@@ -29,6 +29,10 @@ pub struct Session {
     n_kv_heads: usize,
     head_dim: usize,
     max_positions: usize,
+    /// The draft model's session for speculative decoding (see
+    /// [`crate::DraftModel`]), kept beside the target's so that prefix reuse
+    /// between requests covers both; tagged with the draft model's address.
+    draft: Option<(usize, Box<Session>)>,
 }
 
 impl Session {
@@ -42,7 +46,21 @@ impl Session {
             n_kv_heads: config.n_kv_heads,
             head_dim: config.head_dim,
             max_positions: config.context_length,
+            draft: None,
         })
+    }
+
+    /// The draft model's session attached to this one (created empty the
+    /// first time, or when the draft model changes).
+    pub(crate) fn draft_session(&mut self, draft: &crate::Model) -> Result<&mut Session> {
+        let id = draft as *const crate::Model as usize;
+        if self.draft.as_ref().map(|(d, _)| *d) != Some(id) {
+            self.draft = Some((id, Box::new(draft.new_session()?)));
+        }
+        match &mut self.draft {
+            Some((_, session)) => Ok(session),
+            None => unreachable!("set above"),
+        }
     }
 
     /// Number of positions held in the cache.
@@ -66,13 +84,15 @@ impl Session {
 
     /// Bytes held by the cache.
     pub fn memory_bytes(&self) -> usize {
-        match &self.host {
-            Some(layers) => layers
-                .iter()
-                .map(|(k, v)| (k.capacity() + v.capacity()) * 4)
-                .sum(),
-            None => self.layers.len() * 2 * self.n_kv_heads * self.capacity * self.head_dim * 4,
-        }
+        let draft = self.draft.as_ref().map_or(0, |(_, d)| d.memory_bytes());
+        draft
+            + match &self.host {
+                Some(layers) => layers
+                    .iter()
+                    .map(|(k, v)| (k.capacity() + v.capacity()) * 4)
+                    .sum(),
+                None => self.layers.len() * 2 * self.n_kv_heads * self.capacity * self.head_dim * 4,
+            }
     }
 
     /// Forgets everything after the first `n_tokens` positions.
@@ -132,6 +152,8 @@ impl Session {
             n_kv_heads: self.n_kv_heads,
             head_dim: self.head_dim,
             max_positions: self.max_positions,
+            // A fork (a sample of a batch) decodes without a draft.
+            draft: None,
         })
     }
 

@@ -674,3 +674,222 @@ fn drafted_greedy_decoding_equals_plain_greedy_decoding() {
         "no draft was accepted ({total_drafted} tried)"
     );
 }
+
+fn speculative(
+    t: &Tiny,
+    draft: &std::sync::Arc<Model>,
+    cfg: &GenerateConfig,
+    prompt: &[u32],
+    session: &mut Session,
+) -> Generation {
+    let cfg = GenerateConfig {
+        draft: Some(DraftModel {
+            model: draft.clone(),
+            max_tokens: 6,
+        }),
+        ..cfg.clone()
+    };
+    generate(
+        &t.model,
+        &t.tokenizer,
+        session,
+        prompt,
+        &cfg,
+        None,
+        &mut |_| true,
+    )
+    .unwrap()
+}
+
+/// With a draft model, greedy output is the model's own greedy output,
+/// token for token, whether the draft agrees (the same weights: every
+/// proposal kept) or mostly not (other weights: most refused); the session
+/// holds prompt + output afterwards and is reused by the next request.
+#[test]
+fn speculative_greedy_decoding_equals_plain_greedy_decoding() {
+    let t = tiny();
+    let same = std::sync::Arc::new(load(&t.path, &Device::Cpu).unwrap().0);
+    let other_file = tiny_with(TinyConfig {
+        seed: 99,
+        n_layers: 1,
+        ..TinyConfig::default()
+    });
+    let other = std::sync::Arc::new(load(&other_file.path, &Device::Cpu).unwrap().0);
+    let prompt = tokens(23, 3);
+    for (name, draft) in [("same weights", &same), ("other weights", &other)] {
+        for max_tokens in [1usize, 2, 9, 40] {
+            let cfg = GenerateConfig {
+                max_tokens,
+                ..GenerateConfig::default()
+            };
+            let plain = run(&t, &prompt, &cfg);
+            let mut s = t.model.new_session().unwrap();
+            let spec = speculative(&t, draft, &cfg, &prompt, &mut s);
+            assert_eq!(plain.tokens, spec.tokens, "{name}, max {max_tokens}");
+            assert_eq!(plain.finish, spec.finish);
+            for (a, b) in plain.logprobs.iter().zip(&spec.logprobs) {
+                assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+            }
+            let mut expect = prompt.clone();
+            expect.extend(&spec.tokens);
+            let held = s.len().min(expect.len());
+            assert_eq!(&s.tokens()[..held], &expect[..held]);
+            if max_tokens == 40 {
+                assert!(spec.n_draft_tokens > 0, "{name}: nothing drafted");
+                if name == "same weights" {
+                    assert_eq!(spec.n_accepted_draft_tokens, spec.n_draft_tokens);
+                    assert!(spec.n_target_passes * 2 < spec.tokens.len(), "{spec:?}");
+                }
+                // The next request, one token longer, reuses both caches.
+                let mut longer = expect.clone();
+                longer.truncate(prompt.len() + 5);
+                let again = speculative(&t, draft, &cfg, &longer, &mut s);
+                assert!(again.n_reused_tokens >= longer.len() - 1);
+                let fresh = run(&t, &longer, &cfg);
+                assert_eq!(again.tokens, fresh.tokens, "{name}: after reuse");
+            }
+        }
+    }
+    // Cancellation is honoured.
+    let cancel = AtomicBool::new(true);
+    let mut s = t.model.new_session().unwrap();
+    let cfg = GenerateConfig {
+        max_tokens: 20,
+        draft: Some(DraftModel {
+            model: same.clone(),
+            max_tokens: 4,
+        }),
+        ..GenerateConfig::default()
+    };
+    let g = generate(
+        &t.model,
+        &t.tokenizer,
+        &mut s,
+        &prompt,
+        &cfg,
+        Some(&cancel),
+        &mut |_| true,
+    )
+    .unwrap();
+    assert_eq!(g.finish, FinishReason::Cancelled);
+    assert!(g.tokens.is_empty());
+}
+
+/// Speculative sampling keeps the model's distribution: the second and
+/// third generated tokens (the first ones a draft proposes) follow the
+/// exact marginals computed from the model alone, by a chi-square test over
+/// 3,000 seeded runs; the draft model's own marginals, which differ, fail
+/// the same test (so the test can fail).
+#[test]
+fn speculative_sampling_keeps_the_models_distribution() {
+    let t = tiny();
+    // A draft that overlaps the model without matching it: the same seed,
+    // one layer instead of two.
+    let draft_file = tiny_with(TinyConfig {
+        n_layers: 1,
+        ..TinyConfig::default()
+    });
+    let draft = std::sync::Arc::new(load(&draft_file.path, &Device::Cpu).unwrap().0);
+    let prompt = tokens(9, 4);
+    let sampling = SamplingConfig {
+        temperature: 1.0,
+        top_k: Some(16),
+        top_p: 1.0,
+        seed: 0,
+    };
+    // Exact marginals of tokens 2 and 3 under a model's sampling rule.
+    let exact = |model: &Model| -> (Vec<f64>, Vec<f64>) {
+        let vocab = testing::TINY_VOCAB;
+        let mut sampler = Sampler::new(sampling.clone());
+        let mut s = model.new_session().unwrap();
+        let first = model.prefill(&mut s, &prompt).unwrap();
+        let p1 = sampler.distribution(&first);
+        let (mut m2, mut m3) = (vec![0.0f64; vocab], vec![0.0f64; vocab]);
+        for (a, pa) in p1.iter().enumerate().filter(|(_, p)| **p > 0.0) {
+            let mut sa = s.fork().unwrap();
+            let row = model.forward(&mut sa, &[a as u32]).unwrap();
+            let p2 = sampler.distribution(&row);
+            for (b, pb) in p2.iter().enumerate().filter(|(_, p)| **p > 0.0) {
+                m2[b] += *pa as f64 * *pb as f64;
+                let mut sb = sa.fork().unwrap();
+                let row = model.forward(&mut sb, &[b as u32]).unwrap();
+                let p3 = sampler.distribution(&row);
+                for (c, pc) in p3.iter().enumerate() {
+                    m3[c] += *pa as f64 * *pb as f64 * *pc as f64;
+                }
+            }
+        }
+        (m2, m3)
+    };
+    let (target2, target3) = exact(&t.model);
+    let (draft2, draft3) = exact(&draft);
+    let runs = 3000;
+    let vocab = testing::TINY_VOCAB;
+    let (mut seen2, mut seen3) = (vec![0usize; vocab], vec![0usize; vocab]);
+    let mut session = t.model.new_session().unwrap();
+    let (mut drafted, mut kept) = (0, 0);
+    for seed in 0..runs {
+        let cfg = GenerateConfig {
+            // Token 1 comes from the prompt's logits; tokens 2 and 3 are
+            // proposed by the draft (the adaptive length starts at 3).
+            max_tokens: 4,
+            sampling: SamplingConfig {
+                seed: seed as u64,
+                ..sampling.clone()
+            },
+            ..GenerateConfig::default()
+        };
+        let g = speculative(&t, &draft, &cfg, &prompt, &mut session);
+        assert_eq!(g.tokens.len(), 4);
+        seen2[g.tokens[1] as usize] += 1;
+        seen3[g.tokens[2] as usize] += 1;
+        drafted += g.n_draft_tokens;
+        kept += g.n_accepted_draft_tokens;
+    }
+    assert!(kept > 0 && kept < drafted, "kept {kept} of {drafted}");
+    // Chi-square statistic against expected probabilities, pooling cells
+    // expected below 5 counts; returns (statistic, critical value at 0.1%).
+    let chi2 = |seen: &[usize], expected: &[f64]| -> (f64, f64) {
+        let n = runs as f64;
+        let (mut stat, mut cells) = (0.0, 0usize);
+        let (mut pool_o, mut pool_e) = (0.0, 0.0);
+        for (o, e) in seen.iter().zip(expected) {
+            let e = e * n;
+            if e < 5.0 {
+                pool_o += *o as f64;
+                pool_e += e;
+                continue;
+            }
+            stat += (*o as f64 - e).powi(2) / e;
+            cells += 1;
+        }
+        if pool_e > 0.0 {
+            stat += (pool_o - pool_e).powi(2) / pool_e.max(1e-9);
+            cells += 1;
+        }
+        let df = (cells - 1) as f64;
+        // Wilson-Hilferty: the 99.9th percentile of chi-square(df).
+        let z = 3.09;
+        let crit = df * (1.0 - 2.0 / (9.0 * df) + z * (2.0 / (9.0 * df)).sqrt()).powi(3);
+        (stat, crit)
+    };
+    for (name, seen, target, other) in [
+        ("token 2", &seen2, &target2, &draft2),
+        ("token 3", &seen3, &target3, &draft3),
+    ] {
+        let (stat, crit) = chi2(seen, target);
+        let (against_draft, _) = chi2(seen, other);
+        eprintln!(
+            "{name}: chi2 {stat:.1} (critical {crit:.1}) against the model, {against_draft:.1} against the draft; kept {kept} of {drafted} proposals"
+        );
+        assert!(
+            stat < crit,
+            "{name}: chi2 {stat:.1} >= {crit:.1} against the model"
+        );
+        let (stat, crit) = chi2(seen, other);
+        assert!(
+            stat > crit,
+            "{name}: chi2 {stat:.1} < {crit:.1} against the draft: the test has no power"
+        );
+    }
+}

@@ -16,26 +16,26 @@ pub(crate) enum Simd {
 }
 
 pub(crate) fn simd() -> Simd {
-    use std::sync::OnceLock;
-    static LEVEL: OnceLock<Simd> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let forced = std::env::var("CODEGEN_SIMD").unwrap_or_default();
-            if forced == "scalar" {
-                return Simd::Generic;
-            }
-            if forced != "avx2" && std::arch::is_x86_feature_detected!("avx512f") {
-                return Simd::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
+    // The kernels' level (detected once; capped by the runtime
+    // configuration), mapped to what these loops have copies for.
+    #[cfg(target_arch = "x86_64")]
+    {
+        use codegen_kernels::SimdLevel;
+        match codegen_kernels::simd_level() {
+            SimdLevel::Scalar => return Simd::Generic,
+            SimdLevel::Avx512 | SimdLevel::Amx
+                if std::arch::is_x86_feature_detected!("avx512f") =>
             {
-                return Simd::Avx2;
+                return Simd::Avx512
             }
+            _ => {}
         }
-        Simd::Generic
-    })
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Simd::Avx2;
+        }
+    }
+    Simd::Generic
 }
 
 pub(crate) const LANES: usize = 16;

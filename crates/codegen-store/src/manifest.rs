@@ -16,6 +16,10 @@ pub struct Manifest {
     pub architecture: String,
     /// File name in the cache.
     pub file: String,
+    /// The model that drafts for this one in speculative decoding by
+    /// default (a name of another manifest; it must share the tokenizer).
+    #[serde(default)]
+    pub draft: Option<String>,
     pub sources: Vec<Source>,
 }
 

@@ -10,7 +10,22 @@ use crate::state::{lock, ServerState};
 
 pub(crate) async fn handle(state: &Arc<ServerState>) -> Result<Value> {
     let c = state.counters.snapshot();
+    let runtime = codegen_model::RuntimeConfig::current();
+    let model = state.engine.model();
     Ok(json!({
+        "model": model.as_ref().map(|m| m.name.clone()),
+        "draftModel": model.as_ref().and_then(|m| m.draft.as_ref().map(|d| d.name.clone())),
+        "runtime": {
+            "threads": runtime.threads,
+            "simd": runtime.simd,
+            "forward": runtime.forward,
+            "kernels": runtime.kernels,
+            "lookupDraftTokens": runtime.lookup_draft_tokens,
+        },
+        "draftTokens": c.draft_tokens,
+        "acceptedDraftTokens": c.accepted_draft_tokens,
+        "draftAcceptance": if c.draft_tokens > 0 { c.accepted_draft_tokens as f64 / c.draft_tokens as f64 } else { 0.0 },
+        "targetPasses": c.target_passes,
         "status": state.status(),
         "openDocuments": lock(&state.documents).len(),
         "jobsSubmitted": c.jobs_submitted,
