@@ -158,6 +158,8 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--codegen", default=os.path.join(root, "target/release/codegen"))
     parser.add_argument("--model", default=None)
+    parser.add_argument("--draft", default=None,
+                        help="draft model for speculative decoding, or none (default: the model's manifest)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--keystrokes", type=int, default=300)
     parser.add_argument("--cold", type=int, default=1, help="first suggestions in fresh documents")
@@ -173,6 +175,8 @@ def main():
     cmd = [args.codegen, "lsp", "--no-telemetry"]
     if args.model:
         cmd += ["--model", args.model]
+    if args.draft:
+        cmd += ["--draft", args.draft]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     server = Server(cmd, dict(os.environ))
@@ -322,6 +326,8 @@ def main():
             for kind, values in latencies.items()
         },
         "counters": counters,
+        "model": args.model or "default",
+        "draft": args.draft or "the model's manifest default",
         "n": args.n or "server default",
         "rank": args.rank or "server default",
         # Ranking's share of the time of requests the model answered.

@@ -505,3 +505,48 @@ fn sandbox_run_exits_with_the_programs_status() {
         with.stderr
     );
 }
+
+/// The real pair: the 1.5B with the 0.5B drafting writes exactly what the
+/// 1.5B writes alone, in fewer passes of the 1.5B.
+#[test]
+fn speculative_decoding_with_the_real_pair_changes_passes_not_text() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/data/is_palindrome.py"
+    );
+    let mut outputs = Vec::new();
+    for draft in ["qwen2.5-coder-0.5b-instruct", "none"] {
+        let out = run(codegen().args([
+            "complete",
+            file,
+            "--model",
+            "qwen2.5-coder-1.5b-instruct",
+            "--draft",
+            draft,
+            "--max-tokens",
+            "48",
+            "--json",
+        ]));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let json: serde_json::Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+        outputs.push(json);
+    }
+    let (with, without) = (&outputs[0], &outputs[1]);
+    assert_eq!(with["draft_model"], "qwen2.5-coder-0.5b-instruct");
+    assert!(without["draft_model"].is_null());
+    assert_eq!(
+        with["candidates"][0]["raw"],
+        without["candidates"][0]["raw"]
+    );
+    assert_eq!(
+        with["candidates"][0]["text"],
+        without["candidates"][0]["text"]
+    );
+    let t = &with["timings"];
+    assert!(t["accepted_draft_tokens"].as_u64().unwrap() > 0, "{t}");
+    assert!(
+        t["target_passes"].as_u64().unwrap() < t["generated_tokens"].as_u64().unwrap(),
+        "{t}"
+    );
+}

@@ -42,6 +42,15 @@ pub struct SpeedArgs {
     /// HumanEval prompts with and without it, alternating, in one run.
     #[arg(long, value_name = "MODEL")]
     pub draft: Option<String>,
+    /// Most tokens the draft proposes per check.
+    #[arg(long, default_value_t = codegen_model::DEFAULT_DRAFT_MODEL_TOKENS)]
+    pub draft_tokens: usize,
+    /// Draft logits over the first N tokens of the vocabulary only (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub draft_vocab: usize,
+    /// Tokens of context the draft model sees.
+    #[arg(long, default_value_t = codegen_model::DEFAULT_DRAFT_CONTEXT_TOKENS)]
+    pub draft_context: usize,
     /// HumanEval prompts for the draft measurement (the first N problems).
     #[arg(long, default_value_t = 20)]
     pub prompts: usize,
@@ -191,6 +200,10 @@ struct DraftFigures {
     tokens: usize,
     plain_secs: f64,
     draft_secs: f64,
+    /// Decode only (after the model's prefill; the draft's own catch-up is
+    /// part of its decode).
+    plain_decode_secs: f64,
+    draft_decode_secs: f64,
     /// Median over prompts of plain time / draft time.
     median_speedup: f64,
     drafted: usize,
@@ -201,12 +214,12 @@ struct DraftFigures {
 
 fn draft_figures(
     model: &LoadedModel,
-    draft: &std::sync::Arc<LoadedModel>,
+    draft: &codegen_model::DraftModel,
     prompts: &[String],
     max_tokens: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<DraftFigures> {
-    use codegen_model::{generate, DraftModel, GenerateConfig};
+    use codegen_model::{generate, GenerateConfig};
     let stop_strings: Vec<String> = codegen_eval::STOP_SEQUENCES
         .iter()
         .map(|s| s.to_string())
@@ -219,10 +232,7 @@ fn draft_figures(
         ..GenerateConfig::default()
     };
     let speculative = GenerateConfig {
-        draft: Some(DraftModel {
-            model: draft.clone(),
-            max_tokens: codegen_model::DEFAULT_DRAFT_MODEL_TOKENS,
-        }),
+        draft: Some(draft.clone()),
         ..plain.clone()
     };
     let mut f = DraftFigures {
@@ -230,6 +240,8 @@ fn draft_figures(
         tokens: 0,
         plain_secs: 0.0,
         draft_secs: 0.0,
+        plain_decode_secs: 0.0,
+        draft_decode_secs: 0.0,
         median_speedup: 0.0,
         drafted: 0,
         kept: 0,
@@ -264,6 +276,8 @@ fn draft_figures(
         f.tokens += p.tokens.len();
         f.plain_secs += pt;
         f.draft_secs += dt;
+        f.plain_decode_secs += p.decode_secs;
+        f.draft_decode_secs += d.decode_secs;
         f.drafted += d.n_draft_tokens;
         f.kept += d.n_accepted_draft_tokens;
         f.passes += d.n_target_passes;
@@ -325,10 +339,12 @@ pub fn run(args: SpeedArgs) -> Result<()> {
     let draft = match &args.draft {
         Some(spec) => {
             let (name, path) = resolve_model(&store, Some(spec))?;
-            Some(std::sync::Arc::new(
-                LoadedModel::load(&name, &path, &device)
-                    .with_context(|| format!("cannot load draft {}", path.display()))?,
-            ))
+            let mut loaded = LoadedModel::load(&name, &path, &device)
+                .with_context(|| format!("cannot load draft {}", path.display()))?;
+            if args.draft_vocab > 0 && !loaded.model.limit_vocab(args.draft_vocab) {
+                eprintln!("codegen: warning: this backend cannot limit the draft's vocabulary");
+            }
+            Some(std::sync::Arc::new(loaded))
         }
         None => None,
     };
@@ -382,22 +398,32 @@ pub fn run(args: SpeedArgs) -> Result<()> {
             "sampling": "top-p 0.95, temperature 0.8",
         });
         if let Some(draft) = &draft {
+            let spec = codegen_model::DraftModel {
+                model: draft.clone(),
+                max_tokens: args.draft_tokens.max(1),
+                context_tokens: args.draft_context.max(1),
+            };
             let d = draft_figures(
                 &model,
-                draft,
+                &spec,
                 &humaneval_prompts,
                 args.completion_tokens,
                 &bar,
             )?;
             result["speculative"] = serde_json::json!({
                 "draft": draft.name,
-                "draft_max_tokens": codegen_model::DEFAULT_DRAFT_MODEL_TOKENS,
+                "draft_max_tokens": spec.max_tokens,
+                "draft_context_tokens": spec.context_tokens,
+                "draft_vocab": if args.draft_vocab > 0 { serde_json::json!(args.draft_vocab) } else { serde_json::json!("all") },
                 "prompts": d.prompts,
                 "completion_max_tokens": args.completion_tokens,
                 "tokens": d.tokens,
                 "plain_tokens_per_s": d.tokens as f64 / d.plain_secs,
                 "draft_tokens_per_s": d.tokens as f64 / d.draft_secs,
                 "speedup_total": d.plain_secs / d.draft_secs,
+                "plain_decode_tokens_per_s": d.tokens as f64 / d.plain_decode_secs,
+                "draft_decode_tokens_per_s": d.tokens as f64 / d.draft_decode_secs,
+                "decode_speedup": d.plain_decode_secs / d.draft_decode_secs,
                 "speedup_median_per_prompt": d.median_speedup,
                 "acceptance": if d.drafted > 0 { d.kept as f64 / d.drafted as f64 } else { 0.0 },
                 "tokens_per_target_pass": if d.passes > 0 { d.tokens as f64 / d.passes as f64 } else { 0.0 },

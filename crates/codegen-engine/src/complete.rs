@@ -543,6 +543,7 @@ pub fn generate_candidates(
         configs[0].draft = Some(codegen_model::DraftModel {
             model: draft.clone(),
             max_tokens: model.draft_tokens.max(1),
+            context_tokens: model.draft_context_tokens.max(1),
         });
     }
     // Stop a sample as soon as its block is done: post-processing of the

@@ -20,6 +20,8 @@ pub struct LoadedModel {
     pub draft: Option<Arc<LoadedModel>>,
     /// Most tokens the draft proposes per check.
     pub draft_tokens: usize,
+    /// Tokens of context the draft sees.
+    pub draft_context_tokens: usize,
 }
 
 impl AsRef<Model> for LoadedModel {
@@ -40,6 +42,7 @@ impl LoadedModel {
             load_secs: start.elapsed().as_secs_f64(),
             draft: None,
             draft_tokens: codegen_model::DEFAULT_DRAFT_MODEL_TOKENS,
+            draft_context_tokens: codegen_model::DEFAULT_DRAFT_CONTEXT_TOKENS,
         })
     }
 

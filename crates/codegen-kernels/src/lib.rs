@@ -163,6 +163,19 @@ impl QMatrix {
     pub fn qtype(&self) -> QType {
         self.qtype
     }
+
+    /// A view of the first `n` rows (no copy).
+    pub fn first_rows(&self, n: usize) -> Result<QMatrix, KernelError> {
+        let n = n.min(self.rows);
+        Self::from_shared(
+            self.qtype,
+            n,
+            self.cols,
+            self.data.clone(),
+            self.offset,
+            self.row_bytes * n,
+        )
+    }
     /// Output features.
     pub fn rows(&self) -> usize {
         self.rows

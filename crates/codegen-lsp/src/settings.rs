@@ -34,7 +34,7 @@ pub struct Settings {
     pub model: Option<String>,
     /// Draft model for speculative decoding: a name, path or hub reference;
     /// `"none"` turns it off; unset uses the model's manifest default (the
-    /// 1.5B names the 0.5B).
+    /// shipped manifests name none).
     pub draft_model: Option<String>,
     pub device: String,
     pub threads: Option<usize>,

@@ -43,13 +43,20 @@ fn settings_translate_once_into_engine_settings() {
 fn settings_merge_known_fields_and_report_bad_ones() {
     let mut settings = Settings::default();
     let warnings = settings.merge_json(&json!({"codegen": {
-        "model": "qwen2.5-coder-1.5b", "device": "cuda", "threads": 3, "maxTokens": 64,
+        "model": "qwen2.5-coder-1.5b", "draftModel": "none", "device": "cuda", "threads": 3, "maxTokens": 64,
         "temperature": 0.2, "n": 3, "rank": "none", "debounceMs": 10, "timeBudgetMs": 500,
         "languages": ["python", "rust"], "enabled": false, "maxPrefixTokens": 512,
         "maxSuffixTokens": 0,
     }}));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(settings.model.as_deref(), Some("qwen2.5-coder-1.5b"));
+    assert_eq!(settings.draft_model.as_deref(), Some("none"));
+    let mut other = settings.clone();
+    other.draft_model = None;
+    assert!(
+        settings.model_differs(&other),
+        "a draft change reloads the model"
+    );
     assert_eq!(settings.device, "cuda");
     assert_eq!(settings.threads, Some(3));
     assert_eq!(

@@ -44,6 +44,11 @@ pub struct DraftModel {
     pub model: Arc<dyn AsRef<Model> + Send + Sync>,
     /// Most tokens proposed per check (the adaptive length starts at half).
     pub max_tokens: usize,
+    /// Tokens of context the draft sees: the end of the text, from a start
+    /// kept while requests extend the same text. Short, because a fresh
+    /// request pays for the draft's prefill of it; the model itself always
+    /// sees everything, so this changes speed, never the output.
+    pub context_tokens: usize,
 }
 
 impl PartialEq for DraftModel {
@@ -52,6 +57,7 @@ impl PartialEq for DraftModel {
             Arc::as_ptr(&self.model) as *const u8,
             Arc::as_ptr(&other.model) as *const u8,
         ) && self.max_tokens == other.max_tokens
+            && self.context_tokens == other.context_tokens
     }
 }
 
@@ -62,6 +68,7 @@ impl std::fmt::Debug for DraftModel {
             .field("layers", &config.n_layers)
             .field("hidden_size", &config.hidden_size)
             .field("max_tokens", &self.max_tokens)
+            .field("context_tokens", &self.context_tokens)
             .finish()
     }
 }
@@ -71,11 +78,8 @@ impl std::fmt::Debug for DraftModel {
 /// than they save; 4 measured best (see benches/README.md).
 pub const DEFAULT_DRAFT_MODEL_TOKENS: usize = 4;
 
-/// Most prompt tokens the draft model catches up on in one request. A
-/// request whose draft session is further behind (a new document) catches up
-/// this much and decodes without drafts, so a first request never waits for
-/// a whole second prefill; the next requests find the draft warm.
-pub const DRAFT_CATCH_UP_TOKENS: usize = 256;
+/// Default context of the draft model ([`DraftModel::context_tokens`]).
+pub const DEFAULT_DRAFT_CONTEXT_TOKENS: usize = 64;
 
 /// After a stretch of refused proposals at the shortest draft length,
 /// decode this many tokens without drafting before trying again.
@@ -458,18 +462,7 @@ fn generate_speculative(
     // the token count before which drafting pauses.
     let mut recent = 0.5f32;
     let mut paused_until = 0usize;
-    {
-        // A draft session far behind catches up a bounded stretch now and
-        // stays out of this request.
-        let dsession = session.draft_session(draft_model)?;
-        let common = dsession.common_prefix_len(prompt);
-        if prompt.len() - common > DRAFT_CATCH_UP_TOKENS {
-            dsession.truncate(common);
-            let upto = common + DRAFT_CATCH_UP_TOKENS;
-            prefill_reusing(draft_model, dsession, &prompt[..upto])?;
-            paused_until = usize::MAX;
-        }
-    }
+    let window = draft.context_tokens.max(8);
     // The text the target session will hold once the last chosen token runs.
     let mut history = prompt.to_vec();
     // Decisions to make, in order: a logits row and, for a token already
@@ -537,8 +530,21 @@ fn generate_speculative(
         let mut drafts = Vec::with_capacity(want);
         let mut draft_dists: Vec<Vec<f32>> = Vec::new();
         {
-            let dsession = session.draft_session(draft_model)?;
-            let (mut drow, _) = prefill_reusing(draft_model, dsession, &history)?;
+            let (dsession, offset) = session.draft_session(draft_model)?;
+            // Keep the window's start while the text only grows; start a
+            // new window when the text changed before it, or the draft is
+            // far behind, or its window has grown to four times the size.
+            let common = if *offset < history.len() {
+                dsession.common_prefix_len(&history[*offset..])
+            } else {
+                0
+            };
+            let behind = history.len() - (*offset + common).min(history.len());
+            if common == 0 || behind > window || history.len() - *offset > 4 * window {
+                *offset = history.len().saturating_sub(window);
+                dsession.truncate(0);
+            }
+            let (mut drow, _) = prefill_reusing(draft_model, dsession, &history[*offset..])?;
             loop {
                 let d = if greedy {
                     sampler.greedy_token(&drow)
@@ -571,6 +577,8 @@ fn generate_speculative(
                 }
             } else {
                 let p = sampler.distribution(&rows[i]);
+                // A draft with a limited vocabulary gives no weight to the rest.
+                draft_dists[i].resize(p.len(), 0.0);
                 let q = &draft_dists[i];
                 let (pd, qd) = (p[d as usize], q[d as usize]);
                 if !(qd > 0.0 && sampler.uniform() < (pd / qd).min(1.0)) {

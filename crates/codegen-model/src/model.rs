@@ -482,6 +482,26 @@ impl Model {
         self.file_size
     }
 
+    /// Computes logits for the first `n` tokens of the vocabulary only (a
+    /// view of the output matrix's first rows; the tokenizer's ids are in
+    /// merge order, so they are the commonest). For a draft model: its
+    /// steps get cheaper and its proposals come from those tokens; the
+    /// model that checks them is unchanged, so the output is too. Only the
+    /// fused CPU path supports it; elsewhere it returns `false` and does
+    /// nothing.
+    pub fn limit_vocab(&mut self, n: usize) -> bool {
+        match &mut self.host {
+            Some(host) if n > 0 && host.output_bias.is_none() => match host.output.first_rows(n) {
+                Ok(view) => {
+                    host.output = view;
+                    true
+                }
+                Err(_) => false,
+            },
+            _ => false,
+        }
+    }
+
     /// A fresh session with an empty KV cache.
     pub fn new_session(&self) -> Result<Session> {
         Session::new(&self.config, &self.device, self.host.is_some())

@@ -32,7 +32,15 @@ pub struct Session {
     /// The draft model's session for speculative decoding (see
     /// [`crate::DraftModel`]), kept beside the target's so that prefix reuse
     /// between requests covers both; tagged with the draft model's address.
-    draft: Option<(usize, Box<Session>)>,
+    /// The draft sees a window of the text: the session holds the tokens
+    /// from `offset` on.
+    draft: Option<DraftState>,
+}
+
+struct DraftState {
+    model: usize,
+    session: Box<Session>,
+    offset: usize,
 }
 
 impl Session {
@@ -50,15 +58,23 @@ impl Session {
         })
     }
 
-    /// The draft model's session attached to this one (created empty the
-    /// first time, or when the draft model changes).
-    pub(crate) fn draft_session(&mut self, draft: &crate::Model) -> Result<&mut Session> {
+    /// The draft model's session attached to this one and the position of
+    /// its first token in the text (created empty the first time, or when
+    /// the draft model changes).
+    pub(crate) fn draft_session(
+        &mut self,
+        draft: &crate::Model,
+    ) -> Result<(&mut Session, &mut usize)> {
         let id = draft as *const crate::Model as usize;
-        if self.draft.as_ref().map(|(d, _)| *d) != Some(id) {
-            self.draft = Some((id, Box::new(draft.new_session()?)));
+        if self.draft.as_ref().map(|d| d.model) != Some(id) {
+            self.draft = Some(DraftState {
+                model: id,
+                session: Box::new(draft.new_session()?),
+                offset: 0,
+            });
         }
         match &mut self.draft {
-            Some((_, session)) => Ok(session),
+            Some(d) => Ok((&mut d.session, &mut d.offset)),
             None => unreachable!("set above"),
         }
     }
@@ -84,7 +100,7 @@ impl Session {
 
     /// Bytes held by the cache.
     pub fn memory_bytes(&self) -> usize {
-        let draft = self.draft.as_ref().map_or(0, |(_, d)| d.memory_bytes());
+        let draft = self.draft.as_ref().map_or(0, |d| d.session.memory_bytes());
         draft
             + match &self.host {
                 Some(layers) => layers

@@ -681,11 +681,13 @@ fn speculative(
     cfg: &GenerateConfig,
     prompt: &[u32],
     session: &mut Session,
+    context: usize,
 ) -> Generation {
     let cfg = GenerateConfig {
         draft: Some(DraftModel {
             model: draft.clone(),
             max_tokens: 6,
+            context_tokens: context,
         }),
         ..cfg.clone()
     };
@@ -724,7 +726,7 @@ fn speculative_greedy_decoding_equals_plain_greedy_decoding() {
             };
             let plain = run(&t, &prompt, &cfg);
             let mut s = t.model.new_session().unwrap();
-            let spec = speculative(&t, draft, &cfg, &prompt, &mut s);
+            let spec = speculative(&t, draft, &cfg, &prompt, &mut s, 64);
             assert_eq!(plain.tokens, spec.tokens, "{name}, max {max_tokens}");
             assert_eq!(plain.finish, spec.finish);
             for (a, b) in plain.logprobs.iter().zip(&spec.logprobs) {
@@ -743,13 +745,28 @@ fn speculative_greedy_decoding_equals_plain_greedy_decoding() {
                 // The next request, one token longer, reuses both caches.
                 let mut longer = expect.clone();
                 longer.truncate(prompt.len() + 5);
-                let again = speculative(&t, draft, &cfg, &longer, &mut s);
+                let again = speculative(&t, draft, &cfg, &longer, &mut s, 64);
                 assert!(again.n_reused_tokens >= longer.len() - 1);
                 let fresh = run(&t, &longer, &cfg);
                 assert_eq!(again.tokens, fresh.tokens, "{name}: after reuse");
             }
         }
     }
+    // A long text and a short draft window: the draft sees only the end,
+    // the output is still the model's own; a longer request reuses the window.
+    let long: Vec<u32> = (0..200u32).map(|i| (i * 7 + 3) % 256).collect();
+    let cfg = GenerateConfig {
+        max_tokens: 30,
+        ..GenerateConfig::default()
+    };
+    let mut s = t.model.new_session().unwrap();
+    let windowed = speculative(&t, &same, &cfg, &long, &mut s, 16);
+    assert_eq!(windowed.tokens, run(&t, &long, &cfg).tokens);
+    assert!(windowed.n_draft_tokens > 0);
+    let mut longer = long.clone();
+    longer.extend(&windowed.tokens[..3]);
+    let again = speculative(&t, &same, &cfg, &longer, &mut s, 16);
+    assert_eq!(again.tokens, run(&t, &longer, &cfg).tokens);
     // Cancellation is honoured.
     let cancel = AtomicBool::new(true);
     let mut s = t.model.new_session().unwrap();
@@ -758,6 +775,7 @@ fn speculative_greedy_decoding_equals_plain_greedy_decoding() {
         draft: Some(DraftModel {
             model: same.clone(),
             max_tokens: 4,
+            context_tokens: 16,
         }),
         ..GenerateConfig::default()
     };
@@ -839,7 +857,7 @@ fn speculative_sampling_keeps_the_models_distribution() {
             },
             ..GenerateConfig::default()
         };
-        let g = speculative(&t, &draft, &cfg, &prompt, &mut session);
+        let g = speculative(&t, &draft, &cfg, &prompt, &mut session, 64);
         assert_eq!(g.tokens.len(), 4);
         seen2[g.tokens[1] as usize] += 1;
         seen3[g.tokens[2] as usize] += 1;

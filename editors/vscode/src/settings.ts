@@ -5,6 +5,8 @@
 /** The server's settings object (see the server contract). */
 export interface ServerSettings {
   model?: string;
+  /** Draft model for speculative decoding (a name, path or hf: reference), or `none`. */
+  draftModel?: string;
   device?: 'cpu' | 'cuda' | 'metal';
   threads?: number;
   maxTokens?: number;
@@ -92,6 +94,8 @@ export function toServerSettings(read: SettingReader): ServerSettings {
   const settings: ServerSettings = { enabled: read('enabled') !== false };
   const model = nonEmptyString(read('model'));
   if (model !== undefined) settings.model = model;
+  const draftModel = nonEmptyString(read('draftModel'));
+  if (draftModel !== undefined) settings.draftModel = draftModel;
   const device = nonEmptyString(read('device'));
   if (device !== undefined && DEVICES.includes(device)) settings.device = device as ServerSettings['device'];
   const threads = int(read('threads'), 1);

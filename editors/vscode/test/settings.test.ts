@@ -19,6 +19,7 @@ test('every setting maps to the server name', () => {
     reader({
       enabled: false,
       model: ' qwen2.5-coder-1.5b-instruct ',
+      draftModel: 'none',
       device: 'cuda',
       threads: 4,
       maxTokens: 64,
@@ -36,6 +37,7 @@ test('every setting maps to the server name', () => {
   assert.deepEqual(s, {
     enabled: false,
     model: 'qwen2.5-coder-1.5b-instruct',
+    draftModel: 'none',
     device: 'cuda',
     threads: 4,
     maxTokens: 64,
@@ -52,7 +54,7 @@ test('every setting maps to the server name', () => {
 
 test('empty and out-of-range values are left to the server', () => {
   const s = toServerSettings(
-    reader({ model: '  ', device: 'tpu', threads: 0, maxTokens: -1, temperature: -0.5, n: 0, nAutomatic: 0, debounceMs: -3, rank: 'yes', rankBudgetMs: -1 }),
+    reader({ model: '  ', draftModel: '', device: 'tpu', threads: 0, maxTokens: -1, temperature: -0.5, n: 0, nAutomatic: 0, debounceMs: -3, rank: 'yes', rankBudgetMs: -1 }),
   );
   assert.deepEqual(s, { enabled: true, languages: DEFAULT_LANGUAGES });
   assert.equal(toServerSettings(reader({ n: 17 })).n, undefined, 'n above 16');
