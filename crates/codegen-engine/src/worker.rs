@@ -408,6 +408,24 @@ impl Engine {
         JobHandle { flags }
     }
 
+    /// Releases the active model: it is no longer active, leaves the
+    /// registry (its weights are freed when the last running request that
+    /// holds it ends) and the cached sessions (KV caches) are dropped at
+    /// once. Returns its name.
+    pub fn retire_model(&self) -> Option<String> {
+        let name = {
+            let mut state = self.shared.lock();
+            let name = state.active.take();
+            state.model_changed = true;
+            name
+        };
+        if let Some(name) = &name {
+            self.shared.registry.remove(name);
+        }
+        self.shared.wake.notify_all();
+        name
+    }
+
     /// Drops the cached session of `key` (a closed document).
     pub fn forget(&self, key: &str) {
         self.shared.lock().forget.push(key.to_string());

@@ -203,3 +203,51 @@ fn load_model(
         .map(Arc::new)
         .map_err(|e| format!("{e}"))
 }
+
+/// Releases the model (weights and KV caches) once no completion request
+/// has come for `idleUnloadSecs`; logs it and reports `idle` in
+/// `codegen/status`. The next request loads it again.
+pub(crate) fn watch_idle(state: Arc<ServerState>) {
+    tokio::spawn(async move {
+        loop {
+            let idle = state.settings().idle_unload_secs;
+            let check = if idle == 0 {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis((idle * 1000 / 4).clamp(200, 30_000))
+            };
+            tokio::time::sleep(check).await;
+            if state.shutdown_requested.load(Ordering::Relaxed) {
+                break;
+            }
+            if idle == 0 {
+                continue;
+            }
+            let since = lock(&state.last_request).elapsed();
+            if since < Duration::from_secs(idle) {
+                continue;
+            }
+            let name = match &*lock(&state.model_state) {
+                ModelState::Ready(name) => name.clone(),
+                _ => continue,
+            };
+            if state.engine.retire_model().is_none() {
+                continue;
+            }
+            let secs = since.as_secs();
+            *lock(&state.model_state) = ModelState::Retired {
+                name: name.clone(),
+                secs,
+            };
+            tracing::info!(model = %name, secs, "model released while idle");
+            state
+                .client
+                .log_message(
+                    MessageType::INFO,
+                    format!("codegen: released model {name} after {secs} s without requests"),
+                )
+                .await;
+            state.send_status().await;
+        }
+    });
+}

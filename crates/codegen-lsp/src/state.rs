@@ -105,6 +105,11 @@ pub(crate) enum ModelState {
     Loading,
     Ready(String),
     Error(String),
+    /// Released after `secs` seconds without requests.
+    Retired {
+        name: String,
+        secs: u64,
+    },
 }
 
 /// A suggestion returned to the editor, kept for acceptance telemetry.
@@ -150,6 +155,8 @@ pub(crate) struct ServerState {
     pub counters: Arc<Counters>,
     pub typed_through: Mutex<TypedThroughCache>,
     pub model_state: Mutex<ModelState>,
+    /// When the last completion request came (for idle retirement).
+    pub last_request: Mutex<std::time::Instant>,
     pub shown: Mutex<ShownLog>,
     pub telemetry: TelemetryLog,
     pub client_supports_progress: AtomicBool,
@@ -191,6 +198,7 @@ impl ServerState {
             load_generation: AtomicU64::new(0),
             last_latency_ms: Mutex::new(None),
             last_ranking: Mutex::new(None),
+            last_request: Mutex::new(std::time::Instant::now()),
             pending_log: Mutex::new(Vec::new()),
             client,
         }
@@ -219,6 +227,13 @@ impl ServerState {
             }
             ModelState::Ready(name) => ("ready", Some(name.clone()), None),
             ModelState::Error(msg) => ("error", self.settings().model, Some(msg.clone())),
+            ModelState::Retired { name, secs } => (
+                "idle",
+                Some(name.clone()),
+                Some(format!(
+                    "model released after {secs} s without requests; the next request loads it again"
+                )),
+            ),
         };
         StatusParams {
             state: state.into(),

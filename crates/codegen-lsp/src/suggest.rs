@@ -35,6 +35,8 @@ pub(crate) struct Suggestion {
     pub line_prefix: String,
     /// From the start of the line to the cursor, in the client's encoding.
     pub line_range: Range,
+    /// The model that wrote it (also in the accept command's arguments).
+    pub model: String,
 }
 
 impl Suggestion {
@@ -42,7 +44,9 @@ impl Suggestion {
         Command {
             title: "codegen: suggestion accepted".into(),
             command: ACCEPT_COMMAND.into(),
-            arguments: Some(vec![json!({"id": self.id, "kind": "full"})]),
+            arguments: Some(vec![
+                json!({"id": self.id, "kind": "full", "model": self.model}),
+            ]),
         }
     }
 }
@@ -116,17 +120,30 @@ pub(crate) async fn suggest(
     let line_prefix = text.get(line_start..cursor).unwrap_or("").to_string();
     let line_range = Range::new(Position::new(position.line, 0), position);
 
+    *lock(&state.last_request) = std::time::Instant::now();
     let hit = lock(&state.typed_through).lookup(uri.as_str(), &doc, cursor);
     if let Some(hit) = hit {
         state.counters.record_typed_through_hit();
+        let model = lock(&state.shown)
+            .get(&hit.id)
+            .map(|s| s.model.clone())
+            .unwrap_or_default();
         return Ok(vec![Suggestion {
             id: hit.id,
             text: hit.rest,
             line_prefix,
             line_range,
+            model,
         }]);
     }
-    if !matches!(&*lock(&state.model_state), ModelState::Ready(_)) {
+    if matches!(&*lock(&state.model_state), ModelState::Retired { .. }) {
+        // Released while idle: load it again; this request gets nothing.
+        crate::load::start_loading(state.clone());
+        return Ok(Vec::new());
+    }
+    // While another model loads (or failed to load), the active one keeps
+    // serving; requests already running finish on the model they started on.
+    if state.engine.model().is_none() {
         return Ok(Vec::new());
     }
     if trigger == Trigger::Automatic {
@@ -188,6 +205,7 @@ pub(crate) async fn suggest(
             text,
             line_prefix: line_prefix.clone(),
             line_range,
+            model: outcome.model.clone(),
         })
         .collect();
     {

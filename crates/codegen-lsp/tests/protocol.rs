@@ -901,3 +901,139 @@ async fn exit_without_shutdown_is_not_clean_and_requests_after_shutdown_are_refu
     lsp.notify("exit", Value::Null).await;
     assert!(!lsp.finished().await.shutdown_requested);
 }
+
+#[tokio::test]
+async fn an_idle_model_is_released_and_the_next_request_loads_it_again() {
+    let mut lsp = Lsp::start();
+    lsp.initialize_with(&["utf-16"], json!({"idleUnloadSecs": 1}))
+        .await;
+    lsp.open(URI, "def area(width, height):\n    retur").await;
+    lsp.inline(URI, 1, 9).await;
+    assert_eq!(lsp.stats().await["modelLoaded"], json!(true));
+    // No request for a second: the model is released and the status says so.
+    let idle = loop {
+        let status = lsp.notification("codegen/status").await;
+        match status["params"]["state"].as_str() {
+            // Status updates after the request (its latency).
+            Some("ready") => continue,
+            _ => break status,
+        }
+    };
+    assert_eq!(idle["params"]["state"], "idle", "{idle}");
+    assert!(
+        idle["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("next request loads it again"),
+        "{idle}"
+    );
+    let stats = lsp.stats().await;
+    assert_eq!(stats["modelLoaded"], json!(false), "{stats}");
+    assert!(stats["rssMib"].as_f64().unwrap() > 0.0);
+    // The next request the cache cannot answer gets nothing and starts the
+    // load; then the model serves again.
+    lsp.change(
+        URI,
+        2,
+        json!([{"range": {"start": {"line": 1, "character": 9}, "end": {"line": 1, "character": 9}}, "text": "n"}]),
+    )
+    .await;
+    let reply = lsp.inline(URI, 1, 10).await;
+    assert_eq!(reply["result"]["items"], json!([]), "{reply}");
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        match status["params"]["state"].as_str() {
+            Some("loading") => continue,
+            Some("ready") => break,
+            _ => panic!("unexpected status {status}"),
+        }
+    }
+    assert_eq!(lsp.stats().await["modelLoaded"], json!(true));
+    let served = lsp.stats().await["jobsCompleted"].as_u64().unwrap();
+    lsp.change(
+        URI,
+        3,
+        json!([{"range": {"start": {"line": 1, "character": 10}, "end": {"line": 1, "character": 10}}, "text": " "}]),
+    )
+    .await;
+    lsp.inline(URI, 1, 11).await;
+    assert_eq!(
+        lsp.stats().await["jobsCompleted"].as_u64().unwrap(),
+        served + 1
+    );
+}
+
+/// 200 requests with a model change in the middle: every one is answered,
+/// none is an error, each item names the model that wrote it, the old model
+/// serves while the new one loads, and the new one serves afterwards.
+#[tokio::test]
+async fn two_hundred_requests_across_a_model_swap_are_all_answered() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    let other = lsp.dir.path().join("tiny-b.gguf");
+    write_tiny_gguf(
+        &other,
+        &TinyConfig {
+            seed: 99,
+            ..TinyConfig::default()
+        },
+    )
+    .unwrap();
+    lsp.open(URI, SOURCE).await;
+    let mut ids = Vec::new();
+    for idx in 0..200 {
+        if idx == 100 {
+            lsp.notify(
+                "workspace/didChangeConfiguration",
+                json!({"settings": {"codegen": {"model": other.to_str().unwrap()}}}),
+            )
+            .await;
+        }
+        let mut params = inline_params(URI, 5, 11);
+        params["context"]["triggerKind"] = json!(1);
+        ids.push(lsp.request("textDocument/inlineCompletion", params).await);
+    }
+    let mut models = std::collections::BTreeMap::<String, usize>::new();
+    let mut answered = 0;
+    while answered < 200 {
+        let reply = lsp.next_response().await;
+        assert!(reply.get("error").is_none(), "{reply}");
+        let items = reply["result"]["items"].as_array().expect("items");
+        for item in items {
+            let model = item["command"]["arguments"][0]["model"]
+                .as_str()
+                .expect("each item names its model");
+            *models.entry(model.to_string()).or_default() += 1;
+        }
+        answered += 1;
+    }
+    assert!(
+        models.keys().all(|m| m == "tiny" || m == "tiny-b"),
+        "{models:?}"
+    );
+    assert!(models.get("tiny").copied().unwrap_or(0) > 0, "{models:?}");
+    let stats = lsp.stats().await;
+    assert_eq!(stats["jobsFailed"], json!(0), "{stats}");
+    // The new model is active once it has loaded, and serves.
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        if status["params"]["state"] == "ready" && status["params"]["model"] == "tiny-b" {
+            break;
+        }
+        assert_ne!(status["params"]["state"], "error", "{status}");
+    }
+    lsp.change(
+        URI,
+        2,
+        json!([{"range": {"start": {"line": 5, "character": 11}, "end": {"line": 5, "character": 11}}, "text": " "}]),
+    )
+    .await;
+    let reply = lsp.inline(URI, 5, 12).await;
+    for item in reply["result"]["items"].as_array().unwrap() {
+        assert_eq!(
+            item["command"]["arguments"][0]["model"], "tiny-b",
+            "{reply}"
+        );
+    }
+    assert_eq!(lsp.stats().await["model"], "tiny-b");
+}

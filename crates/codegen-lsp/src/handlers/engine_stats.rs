@@ -12,8 +12,17 @@ pub(crate) async fn handle(state: &Arc<ServerState>) -> Result<Value> {
     let c = state.counters.snapshot();
     let runtime = codegen_model::RuntimeConfig::current();
     let model = state.engine.model();
+    let rss_mib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib / 1024.0)
+        });
     Ok(json!({
         "model": model.as_ref().map(|m| m.name.clone()),
+        "modelLoaded": model.is_some(),
+        "rssMib": rss_mib,
         "draftModel": model.as_ref().and_then(|m| m.draft.as_ref().map(|d| d.name.clone())),
         "runtime": {
             "threads": runtime.threads,

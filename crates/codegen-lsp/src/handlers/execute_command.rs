@@ -1,5 +1,5 @@
 //! `workspace/executeCommand`: `codegen.accepted` with
-//! `[{"id", "kind": "full"|"partial", "acceptedLength"?}]` records an
+//! `[{"id", "kind": "full"|"partial", "acceptedLength"?, "model"?}]` records an
 //! acceptance in the telemetry log.
 
 use std::sync::Arc;

@@ -15,4 +15,5 @@ pub(crate) async fn handle(state: &Arc<ServerState>) {
             .await;
     }
     crate::load::start_loading(state.clone());
+    crate::load::watch_idle(state.clone());
 }
