@@ -7,6 +7,8 @@ export interface ServerSettings {
   model?: string;
   /** Draft model for speculative decoding (a name, path or hf: reference), or `none`. */
   draftModel?: string;
+  /** Seconds without requests before the server releases the model (0: never). */
+  idleUnloadSecs?: number;
   device?: 'cpu' | 'cuda' | 'metal';
   threads?: number;
   maxTokens?: number;
@@ -96,6 +98,8 @@ export function toServerSettings(read: SettingReader): ServerSettings {
   if (model !== undefined) settings.model = model;
   const draftModel = nonEmptyString(read('draftModel'));
   if (draftModel !== undefined) settings.draftModel = draftModel;
+  const idle = int(read('idleUnloadSecs'), 0);
+  if (idle !== undefined) settings.idleUnloadSecs = idle;
   const device = nonEmptyString(read('device'));
   if (device !== undefined && DEVICES.includes(device)) settings.device = device as ServerSettings['device'];
   const threads = int(read('threads'), 1);

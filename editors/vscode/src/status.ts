@@ -22,7 +22,8 @@ export interface Status {
 
 /** The `codegen/status` notification's params. */
 export interface CodegenStatusParams {
-  state: 'loading' | 'ready' | 'error';
+  /** `idle`: the server released the model after `idleUnloadSecs` without requests. */
+  state: 'loading' | 'ready' | 'error' | 'idle';
   model?: string;
   message?: string;
   lastLatencyMs?: number;
@@ -80,8 +81,10 @@ export class StatusModel {
   serverStatus(params: unknown): void {
     if (typeof params !== 'object' || params === null) return;
     const p = params as Partial<CodegenStatusParams>;
-    if (p.state !== 'loading' && p.state !== 'ready' && p.state !== 'error') return;
-    const patch: Partial<Status> = { state: p.state };
+    if (p.state !== 'loading' && p.state !== 'ready' && p.state !== 'error' && p.state !== 'idle') return;
+    // A model released while idle is still the one that serves: the next
+    // request loads it again. Shown as ready, with the server's message.
+    const patch: Partial<Status> = { state: p.state === 'idle' ? 'ready' : p.state };
     if (typeof p.model === 'string') patch.model = p.model;
     patch.message = typeof p.message === 'string' ? p.message : undefined;
     if (typeof p.lastLatencyMs === 'number') patch.lastLatencyMs = p.lastLatencyMs;
@@ -167,7 +170,7 @@ function renderState(s: Status, click: string): Rendered {
         text: `$(sparkle) ${parts.join(' · ')}`,
         tooltip: `codegen: ready${s.model ? ` with ${s.model}` : ''}${
           s.lastLatencyMs !== undefined ? `, last completion ${s.lastLatencyMs} ms` : ''
-        }. ${click}`,
+        }${s.message ? ` (${s.message})` : ''}. ${click}`,
       };
     }
     case 'error':

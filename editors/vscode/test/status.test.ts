@@ -66,3 +66,18 @@ test('listeners hear every change; a stopped server is a warning', () => {
   assert.equal(render(s.current).background, 'warning');
   assert.match(render(s.current).tooltip, /exit code 1/);
 });
+
+test('a model released while idle still shows, with the server message in the tooltip', () => {
+  const s = new StatusModel();
+  s.serverStatus({ state: 'ready', model: 'm' });
+  s.serverStatus({
+    state: 'idle',
+    model: 'm',
+    message: 'model released after 3600 s without requests; the next request loads it again',
+  });
+  assert.equal(s.current.state, 'ready');
+  assert.equal(render(s.current).text, '$(sparkle) m');
+  assert.match(render(s.current).tooltip, /released after 3600 s/);
+  s.serverStatus({ state: 'ready', model: 'm' });
+  assert.doesNotMatch(render(s.current).tooltip, /released/);
+});
