@@ -550,3 +550,53 @@ fn speculative_decoding_with_the_real_pair_changes_passes_not_text() {
         "{t}"
     );
 }
+
+/// `model validate`: the default model passes every check and its record
+/// lands in the cache; a random-weight model fails the suite (exit 1) and
+/// its record says so. `--json` prints the record only.
+#[test]
+fn model_validate_passes_the_real_model_and_fails_a_random_one() {
+    let out = run(codegen().args(["model", "validate", "--json"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let record: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!(record["passed"], true, "{record}");
+    let checks = record["checks"].as_array().unwrap();
+    for name in ["checksum", "gguf", "tokenizer"] {
+        assert!(checks.iter().any(|c| c["name"] == name), "{record}");
+    }
+    let suite: Vec<_> = checks
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("suite/"))
+        .collect();
+    for lang in ["python", "rust", "javascript", "typescript", "go"] {
+        assert!(
+            suite
+                .iter()
+                .any(|c| c["name"].as_str().unwrap().contains(lang)),
+            "no {lang} case: {record}"
+        );
+    }
+    let sha = record["sha256"].as_str().unwrap();
+    let file = codegen_store::StoreConfig::from_env()
+        .root
+        .join("validation")
+        .join(format!("{sha}.json"));
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["suite_version"], record["suite_version"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("random.gguf");
+    codegen_model::testing::write_tiny_gguf(&tiny, &codegen_model::testing::TinyConfig::default())
+        .unwrap();
+    let out = run(codegen().args(["model", "validate", "--json"]).arg(&tiny));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let record: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(record["passed"], false);
+    assert!(record["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"].as_str().unwrap().starts_with("suite/") && c["passed"] == false));
+}

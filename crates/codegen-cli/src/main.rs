@@ -11,6 +11,7 @@ mod lsp_cmd;
 mod model_cmd;
 mod sandbox_cmd;
 mod stats_cmd;
+mod validate_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -28,6 +28,18 @@ pub enum ModelCommand {
         /// Model name (default: the default model).
         name: Option<String>,
     },
+    /// Check a model before it serves: its checksum, GGUF structure and
+    /// tokenizer, and the must-pass completion suite (models/validation/);
+    /// writes a record to <cache>/validation/<sha256>.json. Exits 1 when a
+    /// check fails.
+    Validate {
+        /// Model: a name, a GGUF path or an hf: reference (default: the
+        /// default model).
+        model: Option<String>,
+        /// Print the record as JSON only.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a model from codegen's cache. A model that came from the
     /// Hugging Face Hub is only unlinked: its file in the Hugging Face cache
     /// is kept (other tools may use it) and its path is printed.
@@ -74,6 +86,11 @@ fn list_json(store: &Store) -> serde_json::Value {
 pub fn run(cmd: ModelCommand) -> Result<()> {
     let store = Store::from_env();
     match cmd {
+        ModelCommand::Validate { model, json } => {
+            if !crate::validate_cmd::run(model, json)? {
+                std::process::exit(1);
+            }
+        }
         ModelCommand::List { json: true } => {
             println!("{}", list_json(&store));
         }
