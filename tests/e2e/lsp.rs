@@ -50,9 +50,16 @@ fn read_messages(stdout: ChildStdout, tx: mpsc::Sender<Value>) {
 }
 
 impl Server {
+    /// A server that serves any model (`--force`: the tests' tiny random
+    /// models cannot pass validation).
     fn start(home: &std::path::Path) -> Server {
+        Server::start_with(home, &["--force"])
+    }
+
+    fn start_with(home: &std::path::Path, extra: &[&str]) -> Server {
         let mut child = codegen()
             .args(["lsp", "--stdio"])
+            .args(extra)
             .env("CODEGEN_HOME", home)
             .env("CODEGEN_OFFLINE", "1")
             .stdin(Stdio::piped())
@@ -253,6 +260,40 @@ fn a_missing_model_is_an_error_status_not_a_dead_server() {
             break;
         }
     }
+    let shutdown = server.call("shutdown", Value::Null);
+    assert_eq!(shutdown["result"], Value::Null);
+    server.notify("exit", Value::Null);
+    assert_eq!(server.exit_code(), 0);
+}
+
+/// Without `--force` a model must pass validation before it serves: a
+/// random-weight model fails the must-pass suite, the status says so, and
+/// the server keeps running.
+#[test]
+fn a_model_that_fails_validation_never_serves() {
+    let home = tempfile::tempdir().unwrap();
+    let model = tiny_model(home.path());
+    let mut server = Server::start_with(home.path(), &[]);
+    server.call(
+        "initialize",
+        json!({"capabilities": {}, "initializationOptions": {"model": model}}),
+    );
+    server.notify("initialized", json!({}));
+    loop {
+        let message = server.recv();
+        if message["method"] != "codegen/status" {
+            continue;
+        }
+        assert_ne!(message["params"]["state"], "ready", "{message}");
+        if message["params"]["state"] == "error" {
+            let text = message["params"]["message"].as_str().unwrap();
+            assert!(text.contains("failed validation"), "{text}");
+            assert!(text.contains("--force"), "{text}");
+            break;
+        }
+    }
+    let stats = server.call("codegen/engineStats", Value::Null);
+    assert_eq!(stats["result"]["modelLoaded"], json!(false), "{stats}");
     let shutdown = server.call("shutdown", Value::Null);
     assert_eq!(shutdown["result"], Value::Null);
     server.notify("exit", Value::Null);

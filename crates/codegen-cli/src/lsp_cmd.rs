@@ -20,6 +20,11 @@ pub struct LspArgs {
     /// Do not append acceptance telemetry to <cache>/telemetry.jsonl.
     #[arg(long)]
     pub no_telemetry: bool,
+    /// Serve models that have not passed `codegen model validate` (for
+    /// experiments): without it, a model with no passing record for its
+    /// file is validated before it serves, and one that fails never serves.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Serves until `exit`; the process exits with 0 after `shutdown` then
@@ -50,6 +55,9 @@ pub fn run(args: LspArgs) -> Result<()> {
     options.default_draft = Arc::new(|name: &str| {
         crate::input::default_draft(&Store::new(StoreConfig::from_env()), name)
     });
+    if !args.force {
+        options.gate = Some(Arc::new(crate::validate_cmd::gate_for_serving));
+    }
     options.telemetry_path =
         (!args.no_telemetry).then(|| crate::cache_hint().join("telemetry.jsonl"));
     let runtime = tokio::runtime::Builder::new_multi_thread()

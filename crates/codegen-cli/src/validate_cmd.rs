@@ -151,14 +151,79 @@ pub fn record_path(cache: &Path, sha256: &str) -> PathBuf {
 pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
     let store = Store::from_env();
     let (name, path) = crate::input::resolve_model(&store, spec.as_deref())?;
-    let mut checks = Vec::new();
-    // Checksum, against the manifest's where it states one.
     let sha256 = codegen_store::sha256_file(
         &path,
         codegen_store::Progress::new(!json, std::fs::metadata(&path)?.len(), "sha256"),
     )?;
+    let mut checks = vec![checksum_check(&store, &name, &sha256)];
+    let device = candle_core::Device::Cpu;
+    match LoadedModel::load(&name, &path, &device) {
+        Ok(model) => checks.extend(model_checks(Arc::new(model), !json)?),
+        Err(e) => checks.push(Check {
+            name: "gguf".into(),
+            passed: false,
+            detail: format!("{e}"),
+        }),
+    }
+    let (passed, record, record_file) = write_record(&store, &name, &path, &sha256, &checks)?;
+    if json {
+        println!("{record}");
+    } else {
+        let n_passed = checks.iter().filter(|c| c.passed).count();
+        println!(
+            "{name}: {} ({n_passed} of {} checks passed); record: {}",
+            if passed { "valid" } else { "NOT valid" },
+            checks.len(),
+            record_file.display()
+        );
+        for c in checks.iter().filter(|c| !c.passed) {
+            println!("  failed {}: {}", c.name, c.detail);
+        }
+    }
+    Ok(passed)
+}
+
+/// For `codegen lsp`: a model serves only with a passing record for its
+/// file's sha256 and the current suite; without one it is validated now
+/// (the record is written either way). `Err` says which checks failed.
+pub fn gate_for_serving(model: &Arc<LoadedModel>) -> Result<(), String> {
+    let store = Store::from_env();
+    let sha256 = codegen_store::sha256_file(
+        &model.path,
+        codegen_store::Progress::new(false, 0, "sha256"),
+    )
+    .map_err(|e| format!("cannot hash {}: {e}", model.path.display()))?;
+    let record_file = record_path(store.root(), &sha256);
+    if let Ok(text) = std::fs::read_to_string(&record_file) {
+        if let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) {
+            if record["passed"] == true && record["suite_version"] == suite_version().as_str() {
+                return Ok(());
+            }
+        }
+    }
+    let mut checks = vec![checksum_check(&store, &model.name, &sha256)];
+    checks.extend(model_checks(model.clone(), false).map_err(|e| format!("{e:#}"))?);
+    let (passed, _, record_file) = write_record(&store, &model.name, &model.path, &sha256, &checks)
+        .map_err(|e| format!("{e:#}"))?;
+    if passed {
+        return Ok(());
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    Err(format!(
+        "model {} failed validation ({}; record {}), so it does not serve; `codegen lsp --force` serves it anyway",
+        model.name,
+        failed.join("; "),
+        record_file.display()
+    ))
+}
+
+fn checksum_check(store: &Store, name: &str, sha256: &str) -> Check {
     let expected = store
-        .find_or_default(Some(&name))
+        .find_or_default(Some(name))
         .ok()
         .filter(|m| m.name == name)
         .and_then(|m| {
@@ -167,8 +232,8 @@ pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
                 codegen_store::Source::Hub { sha256, .. } => sha256.clone(),
             })
         });
-    checks.push(match &expected {
-        Some(e) if *e == sha256 => Check {
+    match &expected {
+        Some(e) if e == sha256 => Check {
             name: "checksum".into(),
             passed: true,
             detail: format!("sha256 {sha256} matches the manifest"),
@@ -183,20 +248,13 @@ pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
             passed: true,
             detail: format!("sha256 {sha256} (no manifest checksum to compare with)"),
         },
-    });
-    // GGUF structure: the model loads.
-    let device = candle_core::Device::Cpu;
-    let model = match LoadedModel::load(&name, &path, &device) {
-        Ok(m) => m,
-        Err(e) => {
-            checks.push(Check {
-                name: "gguf".into(),
-                passed: false,
-                detail: format!("{e}"),
-            });
-            return finish(&store, &name, &path, &sha256, checks, json);
-        }
-    };
+    }
+}
+
+/// The checks that need the loaded model: its structure, the tokenizer
+/// round trip and the must-pass suite.
+fn model_checks(model: Arc<LoadedModel>, verbose: bool) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
     let cfg = model.model.config();
     checks.push(Check {
         name: "gguf".into(),
@@ -209,7 +267,6 @@ pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
             cfg.context_length
         ),
     });
-    // Tokenizer round trip.
     let samples = [
         "def f(x):\n    return x + 1\n",
         "fn main() { println!(\"héllo 😀\"); }",
@@ -232,13 +289,12 @@ pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
             broken.join("; ")
         },
     });
-    // The must-pass suite.
     let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
-    engine.set_model(Some(Arc::new(model)));
+    engine.set_model(Some(model));
     let sandbox = Sandbox::new(SandboxConfig::default()).ok();
     for (case_name, text) in suite::SUITE {
         let check = run_case(case_name, text, &engine, sandbox.as_ref());
-        if !json {
+        if verbose {
             eprintln!(
                 "codegen: {} {case_name}: {}",
                 if check.passed { "pass" } else { "FAIL" },
@@ -250,17 +306,16 @@ pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
             ..check
         });
     }
-    finish(&store, &name, &path, &sha256, checks, json)
+    Ok(checks)
 }
 
-fn finish(
+fn write_record(
     store: &Store,
     name: &str,
     path: &Path,
     sha256: &str,
-    checks: Vec<Check>,
-    json: bool,
-) -> Result<bool> {
+    checks: &[Check],
+) -> Result<(bool, serde_json::Value, PathBuf)> {
     let passed = checks.iter().all(|c| c.passed);
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let record = serde_json::json!({
@@ -278,19 +333,5 @@ fn finish(
     }
     std::fs::write(&record_file, serde_json::to_string_pretty(&record)? + "\n")
         .with_context(|| format!("cannot write {}", record_file.display()))?;
-    if json {
-        println!("{record}");
-    } else {
-        let n_passed = checks.iter().filter(|c| c.passed).count();
-        println!(
-            "{name}: {} ({n_passed} of {} checks passed); record: {}",
-            if passed { "valid" } else { "NOT valid" },
-            checks.len(),
-            record_file.display()
-        );
-        for c in checks.iter().filter(|c| !c.passed) {
-            println!("  failed {}: {}", c.name, c.detail);
-        }
-    }
-    Ok(passed)
+    Ok((passed, record, record_file))
 }

@@ -30,7 +30,8 @@ mod transport;
 pub use server::{serve, ServeOutcome};
 pub use settings::{Rank, Settings};
 pub use state::{
-    DownloadProgress, DraftLookup, ModelResolver, ProgressSink, ServerOptions, StatusParams,
+    DownloadProgress, DraftLookup, ModelGate, ModelResolver, ProgressSink, ServerOptions,
+    StatusParams,
 };
 
 #[cfg(test)]

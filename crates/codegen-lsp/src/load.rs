@@ -108,6 +108,7 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
         };
         let resolver = state.options.resolve_model.clone();
         let default_draft = state.options.default_draft.clone();
+        let gate = state.options.gate.clone();
         let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressReport>();
         let throttle = Mutex::new(ProgressThrottle::new(REPORT_INTERVAL));
         let sink: ProgressSink = Arc::new(move |download| {
@@ -116,7 +117,11 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
             }
         });
         let loading = tokio::task::spawn_blocking(move || {
-            load_model(&resolver, &default_draft, &settings, sink)
+            let model = load_model(&resolver, &default_draft, &settings, sink)?;
+            if let Some(gate) = &gate {
+                gate(&model)?;
+            }
+            Ok(model)
         });
         // The sink (and with it the sender) is dropped when loading ends.
         while let Some(report) = report_rx.recv().await {

@@ -39,6 +39,12 @@ pub type ModelResolver =
 /// The draft model a model's manifest names by default (`None`: none).
 pub type DraftLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// Decides whether a loaded model may serve (the host validates it, e.g.
+/// against a must-pass suite); `Err` says why not. Runs on a blocking
+/// thread while the previous model keeps serving.
+pub type ModelGate =
+    Arc<dyn Fn(&Arc<codegen_engine::LoadedModel>) -> Result<(), String> + Send + Sync>;
+
 /// How the server is set up by its host (the CLI or a test).
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -47,6 +53,8 @@ pub struct ServerOptions {
     pub resolve_model: ModelResolver,
     /// The default draft model of a model (by its resolved name).
     pub default_draft: DraftLookup,
+    /// Checked before a newly loaded model serves (`None`: every model serves).
+    pub gate: Option<ModelGate>,
     /// Where acceptance telemetry is appended (`None`: nowhere).
     pub telemetry_path: Option<PathBuf>,
     pub engine: EngineConfig,
@@ -72,6 +80,7 @@ impl ServerOptions {
                 None => Err("no model configured: set `model` to a GGUF file".into()),
             }),
             default_draft: Arc::new(|_| None),
+            gate: None,
             telemetry_path: None,
             engine: EngineConfig::default(),
             debug_methods: false,
