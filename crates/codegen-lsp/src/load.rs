@@ -145,13 +145,19 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
                 let name = model.display_name();
                 let message = format!("codegen: model {name} ready ({:.1} s)", model.load_secs);
                 state.engine.set_model(Some(model));
+                // A model that just loaded has not been idle.
+                *lock(&state.last_request) = Instant::now();
                 *lock(&state.model_state) = ModelState::Ready(name);
                 state.client.log_message(MessageType::INFO, &message).await;
                 message
             }
             Err(message) => {
                 tracing::error!("{message}");
-                state.engine.set_model(None);
+                // The model that was serving (if any) keeps serving.
+                let message = match state.engine.model() {
+                    Some(old) => format!("{message}; still serving {}", old.display_name()),
+                    None => message,
+                };
                 *lock(&state.model_state) = ModelState::Error(message.clone());
                 state
                     .client

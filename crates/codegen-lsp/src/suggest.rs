@@ -177,6 +177,8 @@ pub(crate) async fn suggest(
     );
     let _cancel_on_drop = CancelOnDrop(handle);
     let result = reply_rx.await.map_err(|_| Error::internal_error())?;
+    // A long request is activity until it ends, not idle time.
+    *lock(&state.last_request) = std::time::Instant::now();
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(JobError::Cancelled | JobError::NoModel) => return Ok(Vec::new()),

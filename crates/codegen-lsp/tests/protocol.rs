@@ -866,7 +866,8 @@ async fn configuration_changes_apply_and_disable_completions() {
     )
     .await;
     assert_ne!(lsp.inline(URI, 5, 11).await["result"]["items"], json!([]));
-    // A new model reloads it (here: one that does not exist, an error status).
+    // A new model reloads it (here: one that does not exist: an error
+    // status, and the model it had keeps serving).
     lsp.notify(
         "workspace/didChangeConfiguration",
         json!({"settings": {"codegen": {"model": "/nonexistent/model.gguf"}}}),
@@ -883,7 +884,16 @@ async fn configuration_changes_apply_and_disable_completions() {
         }
     }
     lsp.log_containing("does not exist").await;
-    assert_eq!(lsp.inline(URI, 5, 11).await["result"]["items"], json!([]));
+    // The model it had keeps serving, and the status says so.
+    let stats = lsp.stats().await;
+    assert!(
+        stats["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("still serving tiny"),
+        "{stats}"
+    );
+    assert_ne!(lsp.inline(URI, 5, 11).await["result"]["items"], json!([]));
 }
 
 #[tokio::test]
@@ -905,12 +915,11 @@ async fn exit_without_shutdown_is_not_clean_and_requests_after_shutdown_are_refu
 #[tokio::test]
 async fn an_idle_model_is_released_and_the_next_request_loads_it_again() {
     let mut lsp = Lsp::start();
-    lsp.initialize_with(&["utf-16"], json!({"idleUnloadSecs": 1}))
+    lsp.initialize_with(&["utf-16"], json!({"idleUnloadSecs": 2}))
         .await;
     lsp.open(URI, "def area(width, height):\n    retur").await;
     lsp.inline(URI, 1, 9).await;
-    assert_eq!(lsp.stats().await["modelLoaded"], json!(true));
-    // No request for a second: the model is released and the status says so.
+    // No request for two seconds: the model is released and the status says so.
     let idle = loop {
         let status = lsp.notification("codegen/status").await;
         match status["params"]["state"].as_str() {
@@ -1036,4 +1045,59 @@ async fn two_hundred_requests_across_a_model_swap_are_all_answered() {
         );
     }
     assert_eq!(lsp.stats().await["model"], "tiny-b");
+}
+
+/// A model the host's gate refuses never serves: the status is an error
+/// that says why, and the model that was serving keeps serving.
+#[tokio::test]
+async fn a_model_refused_by_the_gate_never_serves_and_the_previous_one_keeps_serving() {
+    let mut lsp = Lsp::start_with(|options, _| {
+        options.gate = Some(std::sync::Arc::new(|model| {
+            if model.name == "tiny-b" {
+                Err("model tiny-b failed validation (suite/python-sum: syntax errors)".into())
+            } else {
+                Ok(())
+            }
+        }));
+    });
+    lsp.initialize().await;
+    let other = lsp.dir.path().join("tiny-b.gguf");
+    write_tiny_gguf(
+        &other,
+        &TinyConfig {
+            seed: 5,
+            ..TinyConfig::default()
+        },
+    )
+    .unwrap();
+    lsp.open(URI, SOURCE).await;
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"model": other.to_str().unwrap()}}}),
+    )
+    .await;
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        match status["params"]["state"].as_str() {
+            Some("error") => {
+                assert!(
+                    status["params"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("failed validation"),
+                    "{status}"
+                );
+                break;
+            }
+            Some("ready") | Some("loading") => continue,
+            _ => panic!("unexpected {status}"),
+        }
+    }
+    assert_eq!(lsp.stats().await["model"], "tiny");
+    let reply = lsp.inline(URI, 5, 11).await;
+    let items = reply["result"]["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{reply}");
+    for item in items {
+        assert_eq!(item["command"]["arguments"][0]["model"], "tiny", "{reply}");
+    }
 }
