@@ -443,7 +443,13 @@ impl Drop for Engine {
             }
         }
         self.shared.wake.notify_all();
-        self.shared.timer.shutdown.store(true, Ordering::Relaxed);
+        {
+            // Under the timer's lock: its thread is either before its check
+            // of `shutdown` or inside `wait`, so the notification is never
+            // lost between the two (which left `join` waiting for ever).
+            let _armed = self.shared.timer.lock();
+            self.shared.timer.shutdown.store(true, Ordering::Relaxed);
+        }
         self.shared.timer.wake.notify_all();
         for thread in self.threads.drain(..) {
             let _ = thread.join();

@@ -56,7 +56,8 @@ where
         "textDocument/didShowCompletion",
         Backend::did_show_completion,
     )
-    .custom_method("codegen/engineStats", Backend::engine_stats);
+    .custom_method("codegen/engineStats", Backend::engine_stats)
+    .custom_method("codegen/selectModel", Backend::select_model);
     if debug_methods {
         builder = builder
             .custom_method("codegen/debugPanic", Backend::debug_panic)
@@ -169,6 +170,14 @@ impl Backend {
         request(
             "codegen/engineStats",
             handlers::engine_stats::handle(&self.state),
+        )
+        .await
+    }
+
+    async fn select_model(&self, params: Value) -> Result<Value> {
+        request(
+            "codegen/selectModel",
+            handlers::select_model::handle(&self.state, params),
         )
         .await
     }

@@ -1101,3 +1101,37 @@ async fn a_model_refused_by_the_gate_never_serves_and_the_previous_one_keeps_ser
         assert_eq!(item["command"]["arguments"][0]["model"], "tiny", "{reply}");
     }
 }
+
+#[tokio::test]
+async fn select_model_switches_without_a_restart_and_refuses_bad_params() {
+    let mut lsp = Lsp::start();
+    lsp.initialize().await;
+    let other = lsp.dir.path().join("tiny-b.gguf");
+    write_tiny_gguf(
+        &other,
+        &TinyConfig {
+            seed: 11,
+            ..TinyConfig::default()
+        },
+    )
+    .unwrap();
+    let bad = lsp.call("codegen/selectModel", json!({"model": 3})).await;
+    assert_error(&bad, -32602);
+    let bad = lsp.call("codegen/selectModel", json!([1])).await;
+    assert_error(&bad, -32602);
+    let reply = lsp
+        .call(
+            "codegen/selectModel",
+            json!({"model": other.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(reply["result"]["state"], "loading", "{reply}");
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        if status["params"]["state"] == "ready" && status["params"]["model"] == "tiny-b" {
+            break;
+        }
+        assert_ne!(status["params"]["state"], "error", "{status}");
+    }
+    assert_eq!(lsp.stats().await["model"], "tiny-b");
+}

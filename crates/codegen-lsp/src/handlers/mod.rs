@@ -13,4 +13,5 @@ pub(crate) mod execute_command;
 pub(crate) mod initialize;
 pub(crate) mod initialized;
 pub(crate) mod inline_completion;
+pub(crate) mod select_model;
 pub(crate) mod shutdown;
