@@ -483,6 +483,35 @@ unsafe fn mount_tmpfs(target: &CString, flags: libc::c_ulong, opts: &CString) ->
     )
 }
 
+/// Bind-mounts `src` at `dst` (an empty file is made first for a file
+/// mount point), then remounts the bind with `flags`.
+unsafe fn bind(src: &CString, dst: &CString, file: bool, flags: libc::c_ulong) -> bool {
+    if file {
+        let fd = libc::open(
+            dst.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd >= 0 {
+            libc::close(fd);
+        }
+    }
+    libc::mount(
+        src.as_ptr(),
+        dst.as_ptr(),
+        std::ptr::null(),
+        libc::MS_BIND,
+        std::ptr::null(),
+    ) == 0
+        && libc::mount(
+            std::ptr::null(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REMOUNT | libc::MS_BIND | flags,
+            std::ptr::null(),
+        ) == 0
+}
+
 /// Carries out the minimal root's plan inside the staging tmpfs.
 unsafe fn build_root(plan: &Plan) {
     for op in &plan.root_ops {
@@ -496,64 +525,14 @@ unsafe fn build_root(plan: &Plan) {
                 dst,
                 file,
                 locked,
-            } => {
-                if *file {
-                    let fd = libc::open(
-                        dst.as_ptr(),
-                        libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
-                        0o644,
-                    );
-                    if fd >= 0 {
-                        libc::close(fd);
-                    }
-                }
-                libc::mount(
-                    src.as_ptr(),
-                    dst.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) == 0
-                    && libc::mount(
-                        std::ptr::null(),
-                        dst.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REMOUNT
-                            | libc::MS_BIND
-                            | libc::MS_RDONLY
-                            | libc::MS_NOSUID
-                            | libc::MS_NODEV
-                            | locked,
-                        std::ptr::null(),
-                    ) == 0
-            }
+            } => bind(
+                src,
+                dst,
+                *file,
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | locked,
+            ),
             RootOp::BindDev { src, dst, locked } => {
-                let fd = libc::open(
-                    dst.as_ptr(),
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd >= 0 {
-                    libc::close(fd);
-                }
-                libc::mount(
-                    src.as_ptr(),
-                    dst.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_BIND,
-                    std::ptr::null(),
-                ) == 0
-                    && libc::mount(
-                        std::ptr::null(),
-                        dst.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_REMOUNT
-                            | libc::MS_BIND
-                            | libc::MS_NOSUID
-                            | libc::MS_NOEXEC
-                            | locked,
-                        std::ptr::null(),
-                    ) == 0
+                bind(src, dst, true, libc::MS_NOSUID | libc::MS_NOEXEC | locked)
             }
             RootOp::Mask(path) => {
                 mount_tmpfs(
