@@ -10,6 +10,7 @@ mod input;
 mod lsp_cmd;
 mod model_cmd;
 mod sandbox_cmd;
+mod stats_chart;
 mod stats_cmd;
 mod validate_cmd;
 

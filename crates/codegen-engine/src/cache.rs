@@ -83,6 +83,11 @@ impl SessionCache {
         self.entries.retain(|e| e.key != key);
     }
 
+    /// Drops every session whose key matches.
+    pub fn remove_matching(&mut self, mut matches: impl FnMut(&str) -> bool) {
+        self.entries.retain(|e| !matches(&e.key));
+    }
+
     pub fn clear(&mut self) {
         self.entries.clear();
     }

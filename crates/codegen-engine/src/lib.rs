@@ -32,7 +32,8 @@ pub use ranking::{function_being_written, RankOutcome, Ranker};
 pub use registry::{LoadedModel, ModelRegistry};
 pub use typed_through::{TypedThrough, TypedThroughCache};
 pub use worker::{
-    CounterSnapshot, Counters, Engine, EngineConfig, JobError, JobHandle, RankedCompletion, Reply,
+    CounterSnapshot, Counters, Engine, EngineConfig, JobError, JobHandle, JobOptions,
+    RankedCompletion, Reply,
 };
 
 /// Errors of the engine.

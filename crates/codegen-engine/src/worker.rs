@@ -53,6 +53,8 @@ pub enum JobError {
     Cancelled,
     #[error("no model is loaded yet")]
     NoModel,
+    #[error("model {0} is not loaded")]
+    ModelNotLoaded(String),
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("the engine panicked: {0}")]
@@ -212,17 +214,39 @@ impl JobHandle {
 /// Receives the result of a request, exactly once, on the worker thread.
 pub type Reply = Box<dyn FnOnce(Result<RankedCompletion, JobError>) + Send>;
 
+/// How a request is scheduled ([`Engine::submit_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobOptions {
+    /// Run on this model of the registry instead of the active one (a
+    /// candidate in shadow or rollout); it fails with
+    /// [`JobError::ModelNotLoaded`] when the registry does not hold it.
+    pub model: Option<String>,
+    /// Runs only while no foreground request is queued or running: a
+    /// foreground request that arrives cancels it (it gets
+    /// [`JobError::Cancelled`]), so it never delays one.
+    pub background: bool,
+}
+
 struct Queued {
     job: CompletionRequest,
+    options: JobOptions,
     flags: Arc<StopFlags>,
     reply: Reply,
     enqueued: Instant,
 }
 
+struct Running {
+    key: String,
+    background: bool,
+    flags: Arc<StopFlags>,
+}
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<Queued>,
-    running: Option<(String, Arc<StopFlags>)>,
+    /// Background requests: taken only when `queue` is empty.
+    background: VecDeque<Queued>,
+    running: Option<Running>,
     /// Name of the active model in the registry.
     active: Option<String>,
     /// The model changed: cached sessions belong to the old one.
@@ -380,20 +404,42 @@ impl Engine {
     /// Queues `job`; `reply` gets its result exactly once. The running and
     /// queued requests with the same key are cancelled first.
     pub fn submit(&self, job: CompletionRequest, reply: Reply) -> JobHandle {
+        self.submit_with(job, JobOptions::default(), reply)
+    }
+
+    /// [`Engine::submit`] on a named model and/or in the background. A
+    /// request supersedes the running and queued ones with the same key of
+    /// its own kind (foreground or background); a foreground request also
+    /// cancels a running background one.
+    pub fn submit_with(
+        &self,
+        job: CompletionRequest,
+        options: JobOptions,
+        reply: Reply,
+    ) -> JobHandle {
         let flags = Arc::new(StopFlags::default());
         bump(&self.shared.counters.jobs_submitted, 1);
+        let background = options.background;
         let superseded: Vec<Queued> = {
             let mut state = self.shared.lock();
-            if let Some((key, running)) = &state.running {
-                if *key == job.key {
-                    running.cancel();
+            if let Some(running) = &state.running {
+                if (running.background == background && running.key == job.key)
+                    || (running.background && !background)
+                {
+                    running.flags.cancel();
                 }
             }
+            let queue = if background {
+                &mut state.background
+            } else {
+                &mut state.queue
+            };
             let (same, other): (VecDeque<Queued>, VecDeque<Queued>) =
-                state.queue.drain(..).partition(|q| q.job.key == job.key);
-            state.queue = other;
-            state.queue.push_back(Queued {
+                queue.drain(..).partition(|q| q.job.key == job.key);
+            *queue = other;
+            queue.push_back(Queued {
                 job,
+                options,
                 flags: flags.clone(),
                 reply,
                 enqueued: Instant::now(),
@@ -426,6 +472,12 @@ impl Engine {
         name
     }
 
+    /// Whether the running request is a background one (`None`: idle).
+    #[cfg(test)]
+    pub(crate) fn running_background(&self) -> Option<bool> {
+        self.shared.lock().running.as_ref().map(|r| r.background)
+    }
+
     /// Drops the cached session of `key` (a closed document).
     pub fn forget(&self, key: &str) {
         self.shared.lock().forget.push(key.to_string());
@@ -438,8 +490,8 @@ impl Drop for Engine {
         {
             let mut state = self.shared.lock();
             state.shutdown = true;
-            if let Some((_, running)) = &state.running {
-                running.cancel();
+            if let Some(running) = &state.running {
+                running.flags.cancel();
             }
         }
         self.shared.wake.notify_all();
@@ -474,7 +526,8 @@ fn worker_loop(shared: &Shared, config: EngineConfig) {
             let mut state = shared.lock();
             loop {
                 if state.shutdown {
-                    let rest: Vec<Queued> = state.queue.drain(..).collect();
+                    let mut rest: Vec<Queued> = state.queue.drain(..).collect();
+                    rest.extend(state.background.drain(..));
                     drop(state);
                     for queued in rest {
                         (queued.reply)(Err(JobError::WorkerGone));
@@ -486,11 +539,29 @@ fn worker_loop(shared: &Shared, config: EngineConfig) {
                     sessions.clear();
                 }
                 for key in std::mem::take(&mut state.forget) {
-                    sessions.remove(&key);
+                    sessions.remove_matching(|k| session_key_request(k) == key);
                 }
-                if let Some(queued) = state.queue.pop_front() {
-                    state.running = Some((queued.job.key.clone(), queued.flags.clone()));
-                    let model = state.active.as_deref().and_then(|n| shared.registry.get(n));
+                let next = match state.queue.pop_front() {
+                    Some(queued) => Some(queued),
+                    None => state.background.pop_front(),
+                };
+                if let Some(queued) = next {
+                    state.running = Some(Running {
+                        key: queued.job.key.clone(),
+                        background: queued.options.background,
+                        flags: queued.flags.clone(),
+                    });
+                    let model = match &queued.options.model {
+                        Some(name) => shared
+                            .registry
+                            .get(name)
+                            .ok_or_else(|| JobError::ModelNotLoaded(name.clone())),
+                        None => state
+                            .active
+                            .as_deref()
+                            .and_then(|n| shared.registry.get(n))
+                            .ok_or(JobError::NoModel),
+                    };
                     break (queued, model);
                 }
                 state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -501,24 +572,25 @@ fn worker_loop(shared: &Shared, config: EngineConfig) {
             flags,
             reply,
             enqueued,
+            ..
         } = queued;
-        let result = if flags.is_cancelled() {
-            Err(JobError::Cancelled)
-        } else if let Some(model) = model {
-            let queue_secs = enqueued.elapsed().as_secs_f64();
-            catch_unwind(AssertUnwindSafe(|| {
-                run_job(shared, &config, &mut sessions, &model, &job, &flags)
-            }))
-            .unwrap_or_else(|payload| {
-                // The session in use is gone with the panic; the others are intact.
-                Err(JobError::Panicked(panic_message(payload.as_ref())))
-            })
-            .map(|mut outcome| {
-                outcome.queue_secs = queue_secs;
-                outcome
-            })
-        } else {
-            Err(JobError::NoModel)
+        let result = match model {
+            _ if flags.is_cancelled() => Err(JobError::Cancelled),
+            Err(err) => Err(err),
+            Ok(model) => {
+                let queue_secs = enqueued.elapsed().as_secs_f64();
+                catch_unwind(AssertUnwindSafe(|| {
+                    run_job(shared, &config, &mut sessions, &model, &job, &flags)
+                }))
+                .unwrap_or_else(|payload| {
+                    // The session in use is gone with the panic; the others are intact.
+                    Err(JobError::Panicked(panic_message(payload.as_ref())))
+                })
+                .map(|mut outcome| {
+                    outcome.queue_secs = queue_secs;
+                    outcome
+                })
+            }
         };
         shared.timer.disarm();
         shared.lock().running = None;
@@ -549,6 +621,18 @@ fn worker_loop(shared: &Shared, config: EngineConfig) {
     }
 }
 
+/// The session cache's key of a request's key on a model.
+fn session_key(model: &str, key: &str) -> String {
+    format!("{model}\u{0}{key}")
+}
+
+/// The request key inside a [`session_key`].
+fn session_key_request(session_key: &str) -> &str {
+    session_key
+        .split_once('\u{0}')
+        .map_or(session_key, |(_, key)| key)
+}
+
 /// Positions kept free beyond the budgets, for FIM and file-separator tokens.
 const PROMPT_MARGIN: usize = 32;
 
@@ -576,7 +660,10 @@ fn run_job(
     flags: &Arc<StopFlags>,
 ) -> Result<RankedCompletion, JobError> {
     let started = Instant::now();
-    let mut session = match sessions.take(&job.key) {
+    // Sessions are per model: a document served by two models (a shadow
+    // candidate, a rollout) keeps one KV cache for each.
+    let session_key = session_key(&model.name, &job.key);
+    let mut session = match sessions.take(&session_key) {
         Some(session) => session,
         None => model.model.new_session().map_err(EngineError::from)?,
     };
@@ -603,7 +690,7 @@ fn run_job(
         while tokens.len() - n_done > chunk {
             if flags.is_cancelled() {
                 bump(&counters.tokens_prefilled, n_done - n_reused);
-                sessions.put(&job.key, session);
+                sessions.put(&session_key, session);
                 return Err(JobError::Cancelled);
             }
             let end = n_done + chunk;
@@ -614,7 +701,7 @@ fn run_job(
     }
     bump(&counters.tokens_prefilled, n_prefilled);
     if flags.is_cancelled() {
-        sessions.put(&job.key, session);
+        sessions.put(&session_key, session);
         return Err(JobError::Cancelled);
     }
     if let Some(budget) = request.settings.time_budget {
@@ -631,7 +718,7 @@ fn run_job(
     };
     shared.timer.disarm();
     let generated = generated?;
-    sessions.put(&job.key, session);
+    sessions.put(&session_key, session);
     if flags.is_cancelled() {
         return Err(JobError::Cancelled);
     }

@@ -244,3 +244,116 @@ fn typed_through_misses_on_edits_elsewhere_and_on_other_documents() {
     done.apply_edit(cursor, cursor, "2");
     assert!(cache.lookup("a", &done, cursor + 1).is_none());
 }
+
+fn submit_with(
+    worker: &Engine,
+    job: CompletionRequest,
+    options: JobOptions,
+) -> mpsc::Receiver<Result<RankedCompletion, JobError>> {
+    let (tx, rx) = mpsc::channel();
+    worker.submit_with(job, options, Box::new(move |r| tx.send(r).unwrap()));
+    rx
+}
+
+#[test]
+fn a_named_model_serves_the_request_and_an_unknown_one_is_an_error() {
+    let (_dir, model) = tiny();
+    let (_dir2, other) = tiny_with(TinyConfig {
+        seed: 7,
+        ..TinyConfig::default()
+    });
+    let other =
+        Arc::new(LoadedModel::load("candidate", &other.path, &candle_core::Device::Cpu).unwrap());
+    let worker = Engine::spawn(EngineConfig::default()).unwrap();
+    worker.set_model(Some(model));
+    worker.registry().insert(other);
+    let text = "def f(x):\n    return x + 1\n\ny = ";
+    let primary = run(&worker, job("a.py", text, 2)).unwrap();
+    assert_eq!(primary.model, "tiny");
+    let options = JobOptions {
+        model: Some("candidate".into()),
+        background: false,
+    };
+    let candidate = submit_with(&worker, job("a.py", text, 2), options.clone())
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap()
+        .unwrap();
+    assert_eq!(candidate.model, "candidate");
+    // The same document on another model gets a session of its own: the
+    // primary's KV cache is not reused for the candidate's weights.
+    assert_eq!(candidate.n_reused_tokens, 0);
+    let again = submit_with(&worker, job("a.py", text, 2), options)
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap()
+        .unwrap();
+    assert!(again.n_reused_tokens + 1 >= again.n_prompt_tokens);
+    let primary_again = run(&worker, job("a.py", text, 2)).unwrap();
+    assert!(primary_again.n_reused_tokens + 1 >= primary_again.n_prompt_tokens);
+
+    let missing = submit_with(
+        &worker,
+        job("a.py", text, 2),
+        JobOptions {
+            model: Some("nope".into()),
+            background: false,
+        },
+    )
+    .recv_timeout(Duration::from_secs(120))
+    .unwrap();
+    assert!(
+        matches!(&missing, Err(JobError::ModelNotLoaded(name)) if name == "nope"),
+        "{:?}",
+        missing.map(|o| o.model)
+    );
+}
+
+#[test]
+fn a_background_job_waits_for_the_queue_and_yields_to_foreground_requests() {
+    let (_dir, model) = tiny();
+    let worker = step_by_step_worker();
+    worker.set_model(Some(model));
+    let long = format!("{}y = ", "z = z + 1  # step\n".repeat(60));
+    let background = JobOptions {
+        model: None,
+        background: true,
+    };
+    // A foreground job is running; a background one queued behind it must
+    // not start before the foreground queue is empty.
+    let (order_tx, order_rx) = mpsc::channel();
+    let tx = order_tx.clone();
+    worker.submit(
+        job("fg1.py", &long, 2),
+        Box::new(move |r| tx.send(("fg1", r.is_ok())).unwrap()),
+    );
+    let tx = order_tx.clone();
+    worker.submit_with(
+        job("bg.py", "x = 1\ny = ", 2),
+        background.clone(),
+        Box::new(move |r| tx.send(("bg", r.is_ok())).unwrap()),
+    );
+    let tx = order_tx.clone();
+    worker.submit(
+        job("fg2.py", "a = 2\nb = ", 2),
+        Box::new(move |r| tx.send(("fg2", r.is_ok())).unwrap()),
+    );
+    let order: Vec<_> = (0..3)
+        .map(|_| order_rx.recv_timeout(Duration::from_secs(120)).unwrap())
+        .collect();
+    assert_eq!(order, vec![("fg1", true), ("fg2", true), ("bg", true)]);
+
+    // A running background job is cancelled when a foreground one arrives.
+    let bg = submit_with(&worker, job("bg.py", &long, 400), background);
+    let waited = std::time::Instant::now();
+    while worker.running_background() != Some(true) {
+        assert!(waited.elapsed() < Duration::from_secs(60), "never started");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let fg = run(&worker, job("fg3.py", "c = 3\nd = ", 2));
+    assert!(fg.is_ok());
+    let bg = bg.recv_timeout(Duration::from_secs(120)).unwrap();
+    assert!(
+        matches!(bg, Err(JobError::Cancelled)),
+        "{:?}",
+        bg.map(|o| o.n_generated_tokens)
+    );
+}

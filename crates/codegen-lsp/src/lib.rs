@@ -20,6 +20,8 @@
 mod documents;
 mod handlers;
 mod load;
+pub mod monitor;
+mod shadow;
 mod server;
 mod settings;
 mod state;
@@ -30,8 +32,8 @@ mod transport;
 pub use server::{serve, ServeOutcome};
 pub use settings::{Rank, Settings};
 pub use state::{
-    DownloadProgress, DraftLookup, ModelGate, ModelResolver, ProgressSink, ServerOptions,
-    StatusParams,
+    CandidateStatus, DownloadProgress, DraftLookup, ModelGate, ModelResolver, ProgressSink,
+    ServerOptions, StatusParams, WatchLookup, DRIFT_CHECK_INTERVAL,
 };
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! percentage and bytes, throttled), `codegen/status` and errors to
 //! `window/logMessage`.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,7 +12,9 @@ use codegen_model::DeviceKind;
 use tower_lsp_server::ls_types::{MessageType, NumberOrString, ProgressToken};
 
 use crate::settings::Settings;
-use crate::state::{lock, DownloadProgress, ModelResolver, ModelState, ProgressSink, ServerState};
+use crate::state::{
+    lock, CandidateState, DownloadProgress, ModelResolver, ModelState, ProgressSink, ServerState,
+};
 
 /// Reports closer together than this are dropped (a download calls back
 /// for every chunk).
@@ -144,11 +147,19 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
             Ok(model) => {
                 let name = model.display_name();
                 let message = format!("codegen: model {name} ready ({:.1} s)", model.load_secs);
+                let mut files = vec![model.path.clone()];
+                files.extend((state.options.watch_files)(&model.name));
+                *lock(&state.model_files) = Some(Fingerprint::of(files));
                 state.engine.set_model(Some(model));
                 // A model that just loaded has not been idle.
                 *lock(&state.last_request) = Instant::now();
                 *lock(&state.model_state) = ModelState::Ready(name);
                 state.client.log_message(MessageType::INFO, &message).await;
+                // A candidate released with the model (idle) loads again.
+                let candidate_missing = matches!(*lock(&state.candidate), CandidateState::None);
+                if candidate_missing && state.settings().shadow_model.is_some() {
+                    crate::shadow::start_loading_candidate(state.clone());
+                }
                 message
             }
             Err(message) => {
@@ -173,7 +184,7 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
     });
 }
 
-fn load_model(
+pub(crate) fn load_model(
     resolver: &ModelResolver,
     default_draft: &crate::state::DraftLookup,
     settings: &Settings,
@@ -245,6 +256,11 @@ pub(crate) fn watch_idle(state: Arc<ServerState>) {
             if state.engine.retire_model().is_none() {
                 continue;
             }
+            // The candidate goes too, and comes back with the model.
+            let candidate = std::mem::replace(&mut *lock(&state.candidate), CandidateState::None);
+            if let CandidateState::Ready(candidate) = candidate {
+                state.engine.registry().remove(&candidate);
+            }
             let secs = since.as_secs();
             *lock(&state.model_state) = ModelState::Retired {
                 name: name.clone(),
@@ -259,6 +275,88 @@ pub(crate) fn watch_idle(state: Arc<ServerState>) {
                 )
                 .await;
             state.send_status().await;
+        }
+    });
+}
+
+/// What a model's files looked like when it loaded: a replaced or
+/// rewritten file (another inode, size or modification time) loads it again.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Fingerprint {
+    files: Vec<(PathBuf, Option<FileState>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct FileState {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+fn file_state(path: &std::path::Path) -> Option<FileState> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileState {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode: meta.ino(),
+    })
+}
+
+impl Fingerprint {
+    pub fn of(paths: Vec<PathBuf>) -> Self {
+        Self {
+            files: paths
+                .into_iter()
+                .map(|p| {
+                    let state = file_state(&p);
+                    (p, state)
+                })
+                .collect(),
+        }
+    }
+
+    /// The first file that changed, with the fingerprint as it is now.
+    pub fn changed(&self) -> Option<(PathBuf, Fingerprint)> {
+        let now = Fingerprint::of(self.files.iter().map(|(p, _)| p.clone()).collect());
+        let changed = self
+            .files
+            .iter()
+            .zip(&now.files)
+            .find(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a.0.clone())?;
+        Some((changed, now))
+    }
+}
+
+/// Loads the model again when its file (or manifest) changes on disk: the
+/// old one keeps serving until the new one has loaded and passed the gate;
+/// a change that does not load (a truncated file) leaves it serving.
+pub(crate) fn watch_model_files(state: Arc<ServerState>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(state.options.watch_interval).await;
+            if state.shutdown_requested.load(Ordering::Relaxed) {
+                break;
+            }
+            if !matches!(
+                &*lock(&state.model_state),
+                ModelState::Ready(_) | ModelState::Error(_)
+            ) {
+                continue;
+            }
+            let change = lock(&state.model_files).as_ref().and_then(Fingerprint::changed);
+            let Some((path, now)) = change else {
+                continue;
+            };
+            *lock(&state.model_files) = Some(now);
+            let message = format!(
+                "codegen: {} changed on disk; loading the model again (the current one serves meanwhile)",
+                path.display()
+            );
+            tracing::info!("{message}");
+            state.client.log_message(MessageType::INFO, message).await;
+            start_loading(state.clone());
         }
     });
 }

@@ -62,6 +62,18 @@ pub struct Settings {
     /// fill-in-the-middle the suffix follows the prefix in the prompt, so a
     /// keystroke recomputes all of it.
     pub max_suffix_tokens: usize,
+    /// A candidate model (name, path or hub reference) that runs in shadow
+    /// on a sampled share of requests (`shadowPercent`) and serves a share
+    /// of documents (`rolloutPercent`). It loads and is validated beside the
+    /// primary; `None`: no candidate.
+    pub shadow_model: Option<String>,
+    /// Percent of the primary's replies that the candidate also computes,
+    /// in the background: only while the engine has nothing else to do, and
+    /// cancelled by the next editor request, so it never delays one.
+    pub shadow_percent: u32,
+    /// Percent of documents (by a stable hash of their URI) served by the
+    /// candidate instead of the primary.
+    pub rollout_percent: u32,
     /// LSP language ids to complete in; `None` means all.
     pub languages: Option<Vec<String>>,
     pub enabled: bool,
@@ -85,6 +97,9 @@ impl Default for Settings {
             time_budget_ms: 2000,
             max_prefix_tokens: 1024,
             max_suffix_tokens: 64,
+            shadow_model: None,
+            shadow_percent: DEFAULT_SHADOW_PERCENT,
+            rollout_percent: 0,
             languages: None,
             enabled: true,
         }
@@ -156,6 +171,13 @@ impl Settings {
             || self.threads != other.threads
     }
 
+    /// Whether the candidate model setting differs (it loads again).
+    pub fn candidate_differs(&self, other: &Settings) -> bool {
+        self.shadow_model != other.shadow_model
+            || self.device != other.device
+            || self.threads != other.threads
+    }
+
     pub fn language_enabled(&self, language_id: &str) -> bool {
         match &self.languages {
             Some(ids) => ids.iter().any(|id| id == language_id),
@@ -207,6 +229,23 @@ impl Settings {
                     }
                     _ => false,
                 },
+                "shadowModel" => match field {
+                    Value::Null => {
+                        self.shadow_model = None;
+                        true
+                    }
+                    Value::String(s) if s.trim().is_empty() => {
+                        self.shadow_model = None;
+                        true
+                    }
+                    Value::String(s) => {
+                        self.shadow_model = Some(s.trim().to_string());
+                        true
+                    }
+                    _ => false,
+                },
+                "shadowPercent" => set(&mut self.shadow_percent, as_percent(field)),
+                "rolloutPercent" => set(&mut self.rollout_percent, as_percent(field)),
                 "device" => set(&mut self.device, field.as_str().map(str::to_string)),
                 "threads" => match field {
                     Value::Null => {
@@ -280,6 +319,16 @@ impl Settings {
         warnings
     }
 }
+
+fn as_percent(value: &Value) -> Option<u32> {
+    value
+        .as_f64()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .map(|p| p.round() as u32)
+}
+
+/// Default of [`Settings::shadow_percent`] (when a `shadowModel` is set).
+pub const DEFAULT_SHADOW_PERCENT: u32 = 25;
 
 fn as_usize(value: &Value) -> Option<usize> {
     value.as_u64().and_then(|n| usize::try_from(n).ok())

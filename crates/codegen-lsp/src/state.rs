@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use codegen_context::position::PositionEncoding;
 use codegen_engine::{Counters, Engine, EngineConfig, TypedThroughCache};
@@ -13,6 +14,7 @@ use tower_lsp_server::ls_types::notification::Notification;
 use tower_lsp_server::Client;
 
 use crate::documents::Documents;
+use crate::monitor::DriftConfig;
 use crate::settings::Settings;
 use crate::telemetry::TelemetryLog;
 
@@ -61,7 +63,23 @@ pub struct ServerOptions {
     /// Registers `codegen/debugPanic` (its handler panics) and
     /// `codegen/debugDocument` (the server's copy of a document), for tests.
     pub debug_methods: bool,
+    /// How often, at most, the telemetry log is checked for drift (after a
+    /// reply); `None`: never.
+    pub drift_check_interval: Option<Duration>,
+    pub drift: DriftConfig,
+    /// How often the serving model's file (and [`ServerOptions::watch_files`])
+    /// is looked at for changes; a change reloads the model.
+    pub watch_interval: Duration,
+    /// Files besides the GGUF whose change reloads a model (its manifest),
+    /// by the model's resolved name.
+    pub watch_files: WatchLookup,
 }
+
+/// The files whose change means a model must load again, by model name.
+pub type WatchLookup = Arc<dyn Fn(&str) -> Vec<PathBuf> + Send + Sync>;
+
+/// Default of [`ServerOptions::drift_check_interval`].
+pub const DRIFT_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 impl ServerOptions {
     /// Options whose model setting must be a GGUF path.
@@ -84,6 +102,10 @@ impl ServerOptions {
             telemetry_path: None,
             engine: EngineConfig::default(),
             debug_methods: false,
+            drift_check_interval: Some(DRIFT_CHECK_INTERVAL),
+            drift: DriftConfig::default(),
+            watch_interval: Duration::from_secs(5),
+            watch_files: Arc::new(|_| Vec::new()),
         }
     }
 }
@@ -99,6 +121,35 @@ pub struct StatusParams {
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_latency_ms: Option<f64>,
+    /// The candidate model (`shadowModel`): its state, shadow and rollout
+    /// shares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CandidateStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateStatus {
+    /// `loading`, `ready` or `error`.
+    pub state: String,
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub shadow_percent: u32,
+    pub rollout_percent: u32,
+}
+
+/// The candidate model's state.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CandidateState {
+    None,
+    Loading(String),
+    /// Loaded under this name in the engine's registry.
+    Ready(String),
+    Error {
+        spec: String,
+        message: String,
+    },
 }
 
 pub enum CodegenStatus {}
@@ -177,6 +228,15 @@ pub(crate) struct ServerState {
     pub last_latency_ms: Mutex<Option<f64>>,
     /// How the last computed reply was ranked (for `codegen/engineStats`).
     pub last_ranking: Mutex<Option<serde_json::Value>>,
+    pub candidate: Mutex<CandidateState>,
+    /// Bumped by each candidate load, as `load_generation`.
+    pub candidate_generation: AtomicU64,
+    /// Replies counted for the shadow share.
+    pub shadow_counter: AtomicU64,
+    /// When drift was last checked.
+    pub drift_checked: Mutex<Option<std::time::Instant>>,
+    /// The serving model's files as they were when it loaded.
+    pub model_files: Mutex<Option<crate::load::Fingerprint>>,
     /// Messages from before `initialized`, when the client may not be sent any.
     pub pending_log: Mutex<Vec<String>>,
     pub client: Client,
@@ -209,6 +269,11 @@ impl ServerState {
             last_ranking: Mutex::new(None),
             last_request: Mutex::new(std::time::Instant::now()),
             pending_log: Mutex::new(Vec::new()),
+            candidate: Mutex::new(CandidateState::None),
+            candidate_generation: AtomicU64::new(0),
+            shadow_counter: AtomicU64::new(0),
+            drift_checked: Mutex::new(None),
+            model_files: Mutex::new(None),
             client,
         }
     }
@@ -244,11 +309,30 @@ impl ServerState {
                 )),
             ),
         };
+        let settings = self.settings();
+        let candidate_status = |state: &str, model: &str, message: Option<String>| {
+            Some(CandidateStatus {
+                state: state.into(),
+                model: model.into(),
+                message,
+                shadow_percent: settings.shadow_percent,
+                rollout_percent: settings.rollout_percent,
+            })
+        };
+        let candidate = match &*lock(&self.candidate) {
+            CandidateState::None => None,
+            CandidateState::Loading(spec) => candidate_status("loading", spec, None),
+            CandidateState::Ready(name) => candidate_status("ready", name, None),
+            CandidateState::Error { spec, message } => {
+                candidate_status("error", spec, Some(message.clone()))
+            }
+        };
         StatusParams {
             state: state.into(),
             model,
             message,
             last_latency_ms,
+            candidate,
         }
     }
 

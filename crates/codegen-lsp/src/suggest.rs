@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codegen_context::position::{LineIndex, Position as ContextPosition};
-use codegen_engine::{CompletionRequest, JobError, JobHandle, PromptFormat, RankedCompletion};
+use codegen_engine::{
+    CompletionRequest, JobError, JobHandle, JobOptions, PromptFormat, RankedCompletion,
+};
 use serde_json::json;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::{Command, Position, Range, Uri};
@@ -168,9 +170,16 @@ pub(crate) async fn suggest(
         function_name: None,
         settings: settings.completion_settings_for(trigger == Trigger::Automatic),
     };
+    // A rollout gives this document to the candidate.
+    let rollout = crate::shadow::rollout_model(state, uri.as_str());
+    let served_by_primary = rollout.is_none();
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-    let handle = state.engine.submit(
-        request,
+    let handle = state.engine.submit_with(
+        request.clone(),
+        JobOptions {
+            model: rollout,
+            background: false,
+        },
         Box::new(move |result| {
             let _ = reply_tx.send(result);
         }),
@@ -181,7 +190,10 @@ pub(crate) async fn suggest(
     *lock(&state.last_request) = std::time::Instant::now();
     let outcome = match result {
         Ok(outcome) => outcome,
-        Err(JobError::Cancelled | JobError::NoModel) => return Ok(Vec::new()),
+        // No model, or the candidate left between the choice and the run.
+        Err(JobError::Cancelled | JobError::NoModel | JobError::ModelNotLoaded(_)) => {
+            return Ok(Vec::new())
+        }
         Err(err @ JobError::Engine(codegen_engine::EngineError::CursorOutOfRange { .. })) => {
             return Err(Error::invalid_params(err.to_string()))
         }
@@ -232,18 +244,45 @@ pub(crate) async fn suggest(
                 event: EventKind::Shown,
                 id: best.id.clone(),
                 model: outcome.model.clone(),
-                language,
+                language: language.clone(),
                 latency_ms: Some(latency_ms),
                 length: best.text.len(),
                 accepted_length: None,
                 rank: Some(rank),
+                prompt_tokens: Some(outcome.n_prompt_tokens),
+                context: Some(crate::shadow::context_kind(&outcome)),
+                shadow: None,
             };
             if let Err(err) = state.telemetry.append(&event) {
                 tracing::warn!("cannot write telemetry: {err}");
             }
         }
-        None => lock(&state.typed_through).forget(uri.as_str()),
+        None => {
+            lock(&state.typed_through).forget(uri.as_str());
+            let event = TelemetryEvent {
+                ts_ms: now_ms(),
+                event: EventKind::Empty,
+                id: String::new(),
+                model: outcome.model.clone(),
+                language: language.clone(),
+                latency_ms: Some(latency_ms),
+                length: 0,
+                accepted_length: None,
+                rank: None,
+                prompt_tokens: Some(outcome.n_prompt_tokens),
+                context: Some(crate::shadow::context_kind(&outcome)),
+                shadow: None,
+            };
+            if let Err(err) = state.telemetry.append(&event) {
+                tracing::warn!("cannot write telemetry: {err}");
+            }
+        }
     }
+    if served_by_primary {
+        let shown_id = suggestions.first().map(|s| s.id.clone()).unwrap_or_default();
+        crate::shadow::maybe_shadow(state, request, &outcome, shown_id, language);
+    }
+    crate::shadow::maybe_check_drift(state);
     state.send_status().await;
     Ok(suggestions)
 }

@@ -20,6 +20,10 @@ pub enum EventKind {
     Displayed,
     Accepted,
     Partial,
+    /// The engine answered with no suggestion.
+    Empty,
+    /// A candidate model computed a reply in shadow (never shown).
+    Shadow,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +44,40 @@ pub struct TelemetryEvent {
     /// How the shown suggestion was chosen (shown events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rank: Option<RankRecord>,
+    /// Prompt tokens of the request (shown, empty and shadow events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<usize>,
+    /// What context the prompt had: `fim` or `continuation`, then the
+    /// completion mode (`fim/single-line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// A candidate's reply beside the primary's (shadow events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowRecord>,
+}
+
+/// A shadow run: the candidate's best suggestion next to the primary's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ShadowRecord {
+    /// The model whose reply was shown.
+    pub primary: String,
+    /// The candidate's best suggestion equals the primary's.
+    pub agree_exact: bool,
+    /// Their first lines are equal.
+    pub agree_first_line: bool,
+    /// The candidate's suggestion adds no syntax errors (`None`: not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syntax_ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_logprob: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_mean_logprob: Option<f32>,
+    /// The candidate's compute time (queue excluded), and the primary's.
+    pub latency_ms: f64,
+    pub primary_latency_ms: f64,
+    /// The candidate had no suggestion.
+    #[serde(default)]
+    pub empty: bool,
 }
 
 /// The ranking behind a shown suggestion.
@@ -94,12 +132,17 @@ impl TelemetryLog {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            *file = Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            );
+            let mut opened = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true)
+                .open(path)?;
+            // A line cut short (a crash mid-write) must not swallow the
+            // next one: start on a fresh line.
+            if ends_without_newline(&mut opened)? {
+                opened.write_all(b"\n")?;
+            }
+            *file = Some(opened);
         }
         let mut line = serde_json::to_string(event).map_err(std::io::Error::other)?;
         line.push('\n');
@@ -108,6 +151,18 @@ impl TelemetryLog {
             None => Ok(()),
         }
     }
+}
+
+fn ends_without_newline(file: &mut std::fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::Start(len - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 /// Events of a JSONL file; unreadable lines are skipped and counted.
@@ -207,7 +262,7 @@ pub fn summarize(events: &[TelemetryEvent], since_ms: Option<u64>) -> Vec<GroupS
                     }
                 }
             }
-            EventKind::Displayed => {}
+            EventKind::Displayed | EventKind::Empty | EventKind::Shadow => {}
             EventKind::Accepted => {
                 if acc.accepted_ids.insert(event.id.clone()) || event.id.is_empty() {
                     acc.accepted += 1;

@@ -1135,3 +1135,274 @@ async fn select_model_switches_without_a_restart_and_refuses_bad_params() {
     }
     assert_eq!(lsp.stats().await["model"], "tiny-b");
 }
+
+// ------------------------------------------------ model operations
+
+fn write_seeded(path: &std::path::Path, seed: u64) {
+    write_tiny_gguf(
+        path,
+        &TinyConfig {
+            seed,
+            ..TinyConfig::default()
+        },
+    )
+    .unwrap();
+}
+
+impl Lsp {
+    /// The `codegen/status` whose candidate is in `state` (panics on another
+    /// final state).
+    async fn candidate_status(&mut self, wanted: &str) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let status = self.stats().await["status"].clone();
+            let state = status["candidate"]["state"].as_str().unwrap_or("").to_string();
+            if state == wanted {
+                return json!({"params": status});
+            }
+            assert!(
+                state != "error" && state != "ready",
+                "candidate is {state}, wanted {wanted}: {status}"
+            );
+            assert!(start.elapsed() < PATIENCE, "candidate never {wanted}: {status}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the telemetry log holds an event of `kind`.
+    async fn telemetry_event(&self, kind: &str) -> Vec<Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let events: Vec<Value> = self
+                .telemetry()
+                .into_iter()
+                .filter(|e| e["event"] == kind)
+                .collect();
+            if !events.is_empty() {
+                return events;
+            }
+            assert!(start.elapsed() < PATIENCE, "no {kind} event in the telemetry");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_shadow_candidate_runs_in_the_background_and_a_rollout_serves_its_share() {
+    let mut lsp = Lsp::start();
+    let candidate = lsp.dir.path().join("tiny-c.gguf");
+    write_seeded(&candidate, 21);
+    lsp.initialize_with(
+        &["utf-16"],
+        json!({"shadowModel": candidate.to_str().unwrap(), "shadowPercent": 100}),
+    )
+    .await;
+    let status = lsp.candidate_status("ready").await;
+    assert_eq!(status["params"]["candidate"]["model"], "tiny-c", "{status}");
+    assert_eq!(status["params"]["candidate"]["shadowPercent"], 100);
+    let mut shown_ids = Vec::new();
+    for i in 0..4 {
+        let uri = format!("file:///work/s{i}.py");
+        lsp.open(&uri, SOURCE).await;
+        let reply = lsp.inline(&uri, 5, 11).await;
+        let items = reply["result"]["items"].as_array().unwrap().clone();
+        assert!(!items.is_empty(), "{reply}");
+        for item in &items {
+            // The primary answers; the candidate is never shown.
+            assert_eq!(item["command"]["arguments"][0]["model"], "tiny", "{reply}");
+        }
+        shown_ids.push(items[0]["command"]["arguments"][0]["id"].clone());
+    }
+    let shadows = lsp.telemetry_event("shadow").await;
+    for shadow in &shadows {
+        assert_eq!(shadow["model"], "tiny-c", "{shadow}");
+        assert_eq!(shadow["shadow"]["primary"], "tiny", "{shadow}");
+        assert!(shadow["shadow"]["latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(shadow["prompt_tokens"].as_u64().unwrap() > 0);
+        assert!(shown_ids.contains(&shadow["id"]), "{shadow} {shown_ids:?}");
+    }
+    // The primary's shown events carry what drift is measured on.
+    let shown = lsp.telemetry_event("shown").await;
+    assert!(shown.iter().all(|e| e["context"].is_string() && e["prompt_tokens"].is_u64()));
+
+    // Every document to the candidate.
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"rolloutPercent": 100}}}),
+    )
+    .await;
+    let uri = "file:///work/rollout.py";
+    lsp.open(uri, SOURCE).await;
+    let reply = lsp.inline(uri, 5, 11).await;
+    let items = reply["result"]["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{reply}");
+    for item in items {
+        assert_eq!(item["command"]["arguments"][0]["model"], "tiny-c", "{reply}");
+    }
+    let telemetry = lsp.telemetry();
+    let served: Vec<&Value> = telemetry
+        .iter()
+        .filter(|e| e["event"] == "shown" && e["model"] == "tiny-c")
+        .collect();
+    assert_eq!(served.len(), 1, "{telemetry:?}");
+
+    // Stats by model, from this run's log.
+    let events: Vec<codegen_lsp::telemetry::TelemetryEvent> = telemetry
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).unwrap())
+        .collect();
+    let models = codegen_lsp::monitor::by_model(&events, None);
+    let primary = models.iter().find(|m| m.model == "tiny").unwrap();
+    let cand = models.iter().find(|m| m.model == "tiny-c").unwrap();
+    assert_eq!(primary.shown, 4);
+    assert_eq!(cand.shown, 1);
+    assert_eq!(cand.shadow.as_ref().unwrap().runs, shadows.len().max(
+        telemetry.iter().filter(|e| e["event"] == "shadow").count()
+    ));
+}
+
+#[tokio::test]
+async fn a_candidate_or_model_that_does_not_load_leaves_the_primary_serving() {
+    let mut lsp = Lsp::start();
+    lsp.initialize_with(&["utf-16"], json!({"shadowModel": "/nonexistent/candidate.gguf"}))
+        .await;
+    let status = lsp.candidate_status("error").await;
+    assert!(
+        status["params"]["candidate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{status}"
+    );
+    assert_eq!(status["params"]["state"], "ready", "{status}");
+    // A corrupt candidate, and then a primary that does not exist.
+    let corrupt = lsp.dir.path().join("corrupt.gguf");
+    std::fs::write(&corrupt, b"GGUF\x03\x00\x00\x00 not really a model").unwrap();
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"shadowModel": corrupt.to_str().unwrap()}}}),
+    )
+    .await;
+    let status = lsp.candidate_status("error").await;
+    assert!(
+        status["params"]["candidate"]["message"].as_str().unwrap().contains("cannot load model"),
+        "{status}"
+    );
+    lsp.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"model": "/nonexistent/model.gguf"}}}),
+    )
+    .await;
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        if status["params"]["state"] == "error" {
+            let message = status["params"]["message"].as_str().unwrap();
+            assert!(message.contains("still serving tiny"), "{status}");
+            break;
+        }
+    }
+    lsp.open(URI, SOURCE).await;
+    let reply = lsp.inline(URI, 5, 11).await;
+    let items = reply["result"]["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{reply}");
+    assert_eq!(items[0]["command"]["arguments"][0]["model"], "tiny");
+}
+
+#[tokio::test]
+async fn a_replaced_model_file_loads_again_and_a_truncated_one_does_not_serve() {
+    let mut lsp = Lsp::start_with(|options, _| {
+        options.watch_interval = Duration::from_millis(50);
+    });
+    lsp.initialize().await;
+    lsp.open(URI, SOURCE).await;
+    let before = lsp.inline(URI, 5, 11).await;
+    assert!(!before["result"]["items"].as_array().unwrap().is_empty());
+    // A new version of the file, put in place atomically (as the store does).
+    let staged = lsp.dir.path().join("staged.gguf");
+    write_seeded(&staged, 33);
+    std::fs::rename(&staged, &lsp.model_path).unwrap();
+    lsp.log_containing("changed on disk").await;
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        match status["params"]["state"].as_str() {
+            Some("ready") => break,
+            Some("loading") => continue,
+            _ => panic!("the new file did not load: {status}"),
+        }
+    }
+    // A truncated file in its place: it does not load, the last one serves.
+    let bytes = std::fs::read(&lsp.model_path).unwrap();
+    std::fs::write(&staged, &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::rename(&staged, &lsp.model_path).unwrap();
+    lsp.log_containing("changed on disk").await;
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        match status["params"]["state"].as_str() {
+            Some("error") => {
+                let message = status["params"]["message"].as_str().unwrap();
+                assert!(message.contains("still serving tiny"), "{status}");
+                break;
+            }
+            Some("loading") => continue,
+            _ => panic!("a truncated file served: {status}"),
+        }
+    }
+    let uri = "file:///work/after.py";
+    lsp.open(uri, SOURCE).await;
+    let reply = lsp.inline(uri, 5, 11).await;
+    let items = reply["result"]["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{reply}");
+    assert_eq!(items[0]["command"]["arguments"][0]["model"], "tiny");
+}
+
+#[tokio::test]
+async fn input_drift_raises_one_warning_per_kind_a_day() {
+    let mut lsp = Lsp::start_with(|options, _| {
+        options.drift_check_interval = Some(Duration::ZERO);
+    });
+    // A week of Python, then a day of Go.
+    let day = 86_400_000u64;
+    let now = codegen_lsp::telemetry::now_ms();
+    let mut log = String::new();
+    for d in 0..8u64 {
+        for i in 0..40u64 {
+            let language = if d == 0 { "go" } else { "python" };
+            let event = json!({
+                "ts_ms": now - d * day - 60_000 - i * 60_000, "event": "shown",
+                "id": format!("old{d}-{i}"), "model": "tiny", "language": language,
+                "latency_ms": 100.0, "length": 5, "prompt_tokens": 300,
+                "context": "fim/single_line",
+            });
+            log.push_str(&format!("{event}\n"));
+        }
+    }
+    log.push_str("{\"ts_ms\": 1, \"event\": \"shown\", \"trunc\n");
+    std::fs::write(lsp.dir.path().join("telemetry.jsonl"), log).unwrap();
+    lsp.initialize().await;
+    lsp.open(URI, SOURCE).await;
+    lsp.inline(URI, 5, 11).await;
+    let warning = lsp.notification("window/showMessage").await;
+    let message = warning["params"]["message"].as_str().unwrap();
+    assert!(message.contains("input drift (language-mix)"), "{warning}");
+    assert_eq!(warning["params"]["type"], 2, "a warning: {warning}");
+    lsp.log_containing("drift check").await;
+    // The next check finds the same drift and stays quiet.
+    let uri = "file:///work/second.py";
+    lsp.open(uri, SOURCE).await;
+    lsp.inline(uri, 5, 11).await;
+    let summary = lsp.log_containing("drift check").await;
+    assert!(summary.contains("already raised"), "{summary}");
+    assert!(
+        !lsp.notifications.iter().any(|n| n["method"] == "window/showMessage"),
+        "{:?}",
+        lsp.notifications
+    );
+    let warned = std::fs::read_to_string(lsp.dir.path().join("drift-warnings.json")).unwrap();
+    assert!(warned.contains("language-mix"), "{warned}");
+    // The broken line stayed broken and no line was lost: every old line
+    // and the new ones read back.
+    let (events, bad) =
+        codegen_lsp::telemetry::read_events(&lsp.dir.path().join("telemetry.jsonl")).unwrap();
+    assert_eq!(bad, 1);
+    assert!(events.len() >= 320 + 2, "{}", events.len());
+}

@@ -1,5 +1,6 @@
 //! `workspace/didChangeConfiguration`: `{settings: {codegen: {...}}}`;
-//! a new model, device or thread count reloads the model.
+//! a new model, device or thread count reloads the model; a new
+//! `shadowModel` loads the candidate.
 
 use std::sync::Arc;
 
@@ -8,11 +9,15 @@ use tower_lsp_server::ls_types::{DidChangeConfigurationParams, MessageType};
 use crate::state::{lock, ServerState};
 
 pub(crate) async fn handle(state: &Arc<ServerState>, params: DidChangeConfigurationParams) {
-    let (warnings, reload) = {
+    let (warnings, reload, reload_candidate) = {
         let mut settings = lock(&state.settings);
         let before = settings.clone();
         let warnings = settings.merge_json(&params.settings);
-        (warnings, settings.model_differs(&before))
+        (
+            warnings,
+            settings.model_differs(&before),
+            settings.candidate_differs(&before),
+        )
     };
     for message in warnings {
         state
@@ -22,5 +27,8 @@ pub(crate) async fn handle(state: &Arc<ServerState>, params: DidChangeConfigurat
     }
     if reload {
         crate::load::start_loading(state.clone());
+    }
+    if reload_candidate {
+        crate::shadow::start_loading_candidate(state.clone());
     }
 }

@@ -35,6 +35,9 @@ pub(crate) async fn handle(state: &Arc<ServerState>, params: Value) {
         length: shown.length,
         accepted_length: None,
         rank: None,
+        prompt_tokens: None,
+        context: None,
+        shadow: None,
     };
     if let Err(err) = state.telemetry.append(&record) {
         tracing::warn!("cannot write telemetry: {err}");

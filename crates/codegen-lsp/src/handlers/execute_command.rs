@@ -65,6 +65,9 @@ pub(crate) async fn handle(
         length: shown.length,
         accepted_length,
         rank: None,
+        prompt_tokens: None,
+        context: None,
+        shadow: None,
     };
     if let Err(err) = state.telemetry.append(&record) {
         tracing::warn!("cannot write telemetry: {err}");

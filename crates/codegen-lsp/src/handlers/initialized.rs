@@ -15,5 +15,9 @@ pub(crate) async fn handle(state: &Arc<ServerState>) {
             .await;
     }
     crate::load::start_loading(state.clone());
+    if state.settings().shadow_model.is_some() {
+        crate::shadow::start_loading_candidate(state.clone());
+    }
     crate::load::watch_idle(state.clone());
+    crate::load::watch_model_files(state.clone());
 }
