@@ -299,3 +299,219 @@ fn a_model_that_fails_validation_never_serves() {
     server.notify("exit", Value::Null);
     assert_eq!(server.exit_code(), 0);
 }
+
+/// A home whose model cache is the user's (the real models, fetched by the
+/// store as users get them), with its own telemetry and validation records.
+fn home_with_real_models() -> tempfile::TempDir {
+    for name in ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"] {
+        let fetched = run(codegen().args(["model", "fetch", name]));
+        assert_eq!(fetched.code, 0, "{}", fetched.stderr);
+    }
+    let home = tempfile::tempdir().unwrap();
+    let cache = codegen_store::StoreConfig::from_env().root.join("models");
+    std::os::unix::fs::symlink(cache, home.path().join("models")).unwrap();
+    home
+}
+
+impl Server {
+    fn status(&mut self) -> Value {
+        self.call("codegen/engineStats", Value::Null)["result"]["status"].clone()
+    }
+
+    /// Polls the status until `done` holds (statuses pass by as notifications).
+    fn wait_status(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                status["state"] != "error" && status["candidate"]["state"] != "error",
+                "waiting for {what}: {status}"
+            );
+            assert!(start.elapsed() < PATIENCE * 3, "never {what}: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn complete(&mut self, uri: &str, text: &str, line: u32, character: u32) -> Value {
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}}),
+        );
+        self.call(
+            "textDocument/inlineCompletion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+                   "context": {"triggerKind": 1}}),
+        )
+    }
+}
+
+fn telemetry(home: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(home.join("telemetry.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Model operations with the real models: both are validated before they
+/// serve (suite and speed, records written), the 1.5B runs in shadow
+/// beside the 0.5B and then serves a rollout, the model is retired when
+/// idle and comes back, and `codegen stats --by model` compares them.
+#[test]
+fn real_models_validate_shadow_roll_out_retire_and_compare() {
+    let home = home_with_real_models();
+    let mut server = Server::start_with(home.path(), &[]);
+    server.call(
+        "initialize",
+        json!({"capabilities": {}, "initializationOptions": {
+            "model": "qwen2.5-coder-0.5b-instruct",
+            "shadowModel": "qwen2.5-coder-1.5b-instruct",
+            "shadowPercent": 100, "debounceMs": 0, "maxTokens": 24, "n": 1}}),
+    );
+    server.notify("initialized", json!({}));
+    server.wait_status("both models ready", |s| {
+        s["state"] == "ready" && s["candidate"]["state"] == "ready"
+    });
+    // Both passed validation, speed included, before serving.
+    let records: Vec<Value> = std::fs::read_dir(home.path().join("validation"))
+        .unwrap()
+        .map(|e| {
+            serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    for record in &records {
+        assert_eq!(record["passed"], true, "{record}");
+        let speed = record["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "speed")
+            .unwrap_or_else(|| panic!("no speed check: {record}"));
+        assert!(
+            speed["detail"]
+                .as_str()
+                .unwrap()
+                .contains("of the reference"),
+            "{speed}"
+        );
+    }
+
+    let docs = [
+        "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n    return \n",
+        "def is_even(n):\n    \"\"\"True when n is even.\"\"\"\n    return \n",
+        "def square(x):\n    \"\"\"x times x.\"\"\"\n    return \n",
+    ];
+    let mut first_item = Value::Null;
+    for (i, text) in docs.iter().enumerate() {
+        let reply = server.complete(&format!("file:///work/ops{i}.py"), text, 2, 11);
+        let item = reply["result"]["items"][0].clone();
+        assert_eq!(
+            item["command"]["arguments"][0]["model"], "qwen2.5-coder-0.5b-instruct",
+            "{reply}"
+        );
+        if i == 0 {
+            first_item = item;
+        }
+    }
+    let accepted = server.call(
+        "workspace/executeCommand",
+        json!({"command": "codegen.accepted", "arguments": first_item["command"]["arguments"]}),
+    );
+    assert_eq!(accepted["result"], Value::Null, "{accepted}");
+    // The shadow runs once the engine is idle.
+    let start = std::time::Instant::now();
+    let shadows = loop {
+        let shadows: Vec<Value> = telemetry(home.path())
+            .into_iter()
+            .filter(|e| e["event"] == "shadow")
+            .collect();
+        if !shadows.is_empty() {
+            break shadows;
+        }
+        assert!(start.elapsed() < PATIENCE, "no shadow run recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(shadows[0]["model"], "qwen2.5-coder-1.5b-instruct");
+    assert_eq!(
+        shadows[0]["shadow"]["primary"],
+        "qwen2.5-coder-0.5b-instruct"
+    );
+
+    // Every document to the candidate.
+    server.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"rolloutPercent": 100}}}),
+    );
+    let reply = server.complete("file:///work/rollout.py", docs[0], 2, 11);
+    assert_eq!(
+        reply["result"]["items"][0]["command"]["arguments"][0]["model"],
+        "qwen2.5-coder-1.5b-instruct",
+        "{reply}"
+    );
+
+    // Idle: both models are released; a request brings them back.
+    server.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"idleUnloadSecs": 1, "rolloutPercent": 0}}}),
+    );
+    let idle = server.wait_status("idle", |s| s["state"] == "idle");
+    assert!(idle.get("candidate").is_none(), "{idle}");
+    let stats = server.call("codegen/engineStats", Value::Null);
+    assert_eq!(stats["result"]["modelLoaded"], false, "{stats}");
+    server.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"codegen": {"idleUnloadSecs": 3600}}}),
+    );
+    let woke = server.complete("file:///work/wake.py", docs[1], 2, 11);
+    assert!(woke["result"]["items"].is_array(), "{woke}");
+    server.wait_status("both models back", |s| {
+        s["state"] == "ready" && s["candidate"]["state"] == "ready"
+    });
+    let reply = server.complete("file:///work/after.py", docs[2], 2, 11);
+    assert_eq!(
+        reply["result"]["items"][0]["command"]["arguments"][0]["model"],
+        "qwen2.5-coder-0.5b-instruct",
+        "{reply}"
+    );
+
+    let shutdown = server.call("shutdown", Value::Null);
+    assert_eq!(shutdown["result"], Value::Null);
+    server.notify("exit", Value::Null);
+    assert_eq!(server.exit_code(), 0);
+
+    let out = run(codegen()
+        .args(["stats", "--by", "model", "--json"])
+        .env("CODEGEN_HOME", home.path()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let stats: Value = serde_json::from_str(&out.stdout).unwrap();
+    let models = stats["models"].as_array().unwrap();
+    let small = models
+        .iter()
+        .find(|m| m["model"] == "qwen2.5-coder-0.5b-instruct")
+        .unwrap();
+    let large = models
+        .iter()
+        .find(|m| m["model"] == "qwen2.5-coder-1.5b-instruct")
+        .unwrap();
+    assert_eq!(small["shown"], 4, "{stats}");
+    assert_eq!(small["accepted"], 1, "{stats}");
+    assert_eq!(large["shown"], 1, "{stats}");
+    assert!(large["shadow"]["runs"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(
+        stats["comparisons"][0]["model"],
+        "qwen2.5-coder-1.5b-instruct"
+    );
+    let table = run(codegen()
+        .args(["stats", "--by", "model"])
+        .env("CODEGEN_HOME", home.path()));
+    assert!(table.stdout.contains("Shadow runs"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("not significant") || table.stdout.contains("not conclusive"),
+        "{}",
+        table.stdout
+    );
+}

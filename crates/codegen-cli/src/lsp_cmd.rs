@@ -58,6 +58,18 @@ pub fn run(args: LspArgs) -> Result<()> {
     if !args.force {
         options.gate = Some(Arc::new(crate::validate_cmd::gate_for_serving));
     }
+    // A user manifest that changes (or appears) reloads the model: the
+    // file that defines it, and the conventional `<name>.toml`.
+    options.watch_files = Arc::new(|name: &str| {
+        let store = Store::new(StoreConfig::from_env());
+        let mut files = vec![store.manifest_dir().join(format!("{name}.toml"))];
+        if let Some(file) = store.manifest_file(name) {
+            if !files.iter().any(|f| f == file) {
+                files.push(file.to_path_buf());
+            }
+        }
+        files
+    });
     options.telemetry_path =
         (!args.no_telemetry).then(|| crate::cache_hint().join("telemetry.jsonl"));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -29,9 +29,10 @@ pub enum ModelCommand {
         name: Option<String>,
     },
     /// Check a model before it serves: its checksum, GGUF structure and
-    /// tokenizer, and the must-pass completion suite (models/validation/);
-    /// writes a record to <cache>/validation/<sha256>.json. Exits 1 when a
-    /// check fails.
+    /// tokenizer, the must-pass completion suite (models/validation/), and
+    /// prefill and greedy decode speed against the manifest's reference
+    /// figures; writes a record to <cache>/validation/<sha256>.json. Exits 1
+    /// when a check fails.
     Validate {
         /// Model: a name, a GGUF path or an hf: reference (default: the
         /// default model).
@@ -39,6 +40,10 @@ pub enum ModelCommand {
         /// Print the record as JSON only.
         #[arg(long)]
         json: bool,
+        /// The share of the manifest's reference speeds this machine must
+        /// reach (0 skips the speed check).
+        #[arg(long, value_name = "FRACTION", default_value_t = crate::validate_cmd::SPEED_BUDGET)]
+        speed_budget: f64,
     },
     /// Remove a model from codegen's cache. A model that came from the
     /// Hugging Face Hub is only unlinked: its file in the Hugging Face cache
@@ -86,8 +91,12 @@ fn list_json(store: &Store) -> serde_json::Value {
 pub fn run(cmd: ModelCommand) -> Result<()> {
     let store = Store::from_env();
     match cmd {
-        ModelCommand::Validate { model, json } => {
-            if !crate::validate_cmd::run(model, json)? {
+        ModelCommand::Validate {
+            model,
+            json,
+            speed_budget,
+        } => {
+            if !crate::validate_cmd::run(model, json, speed_budget)? {
                 std::process::exit(1);
             }
         }

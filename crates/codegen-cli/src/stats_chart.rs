@@ -52,10 +52,22 @@ fn draw(
     let panels = root.split_evenly((4, 1));
     let replies: Vec<Option<f64>> = series.replies.iter().map(|n| Some(*n as f64)).collect();
     let percent = |v: &[Option<f64>]| v.iter().map(|x| x.map(|x| x * 100.0)).collect::<Vec<_>>();
-    let charts: [(&str, Vec<Option<f64>>, RGBColor, Option<f64>); 4] = [
+    /// Title, values, colour, fixed top of the y axis.
+    type Panel<'a> = (&'a str, Vec<Option<f64>>, RGBColor, Option<f64>);
+    let charts: [Panel; 4] = [
         ("replies", replies, BLUE, None),
-        ("acceptance rate (%)", percent(&series.acceptance_rate), GREEN, Some(100.0)),
-        ("empty suggestions (%)", percent(&series.empty_rate), ORANGE, Some(100.0)),
+        (
+            "acceptance rate (%)",
+            percent(&series.acceptance_rate),
+            GREEN,
+            Some(100.0),
+        ),
+        (
+            "empty suggestions (%)",
+            percent(&series.empty_rate),
+            ORANGE,
+            Some(100.0),
+        ),
         ("p95 latency (ms)", series.latency_p95_ms.clone(), RED, None),
     ];
     let n = series.replies.len().max(1);

@@ -92,12 +92,16 @@ pub fn run(args: StatsArgs) -> Result<()> {
             "series": series,
         });
         match args.by {
-            GroupBy::ModelLanguage => value["groups"] = serde_json::json!(summarize(&events, since_ms)),
+            GroupBy::ModelLanguage => {
+                value["groups"] = serde_json::json!(summarize(&events, since_ms))
+            }
             GroupBy::Model => {
                 let models = monitor::by_model(&events, since_ms);
                 let comparisons: Vec<serde_json::Value> = monitor::compare_to_first(&models)
                     .into_iter()
-                    .map(|(a, b, test)| serde_json::json!({"baseline": a, "model": b, "test": test}))
+                    .map(
+                        |(a, b, test)| serde_json::json!({"baseline": a, "model": b, "test": test}),
+                    )
                     .collect();
                 value["models"] = serde_json::json!(models);
                 value["comparisons"] = serde_json::json!(comparisons);
@@ -133,7 +137,9 @@ pub fn run(args: StatsArgs) -> Result<()> {
 /// most 30 days.
 fn series_span(events: &[TelemetryEvent], since_ms: Option<u64>, now: u64) -> (u64, u64) {
     let first = events.iter().map(|e| e.ts_ms).min().unwrap_or(now);
-    let start = since_ms.unwrap_or(first).max(now.saturating_sub(30 * 86_400_000));
+    let start = since_ms
+        .unwrap_or(first)
+        .max(now.saturating_sub(30 * 86_400_000));
     (start.min(now), now)
 }
 
@@ -190,8 +196,16 @@ fn print_models(
 ) -> Result<()> {
     let models = monitor::by_model(events, since_ms);
     let mut table = crate::table([
-        "MODEL", "SHOWN", "ACCEPTED", "RATE", "95% CI", "EMPTY", "SYNTAX OK", "LOGPROB",
-        "P50 MS", "P95 MS",
+        "MODEL",
+        "SHOWN",
+        "ACCEPTED",
+        "RATE",
+        "95% CI",
+        "EMPTY",
+        "SYNTAX OK",
+        "LOGPROB",
+        "P50 MS",
+        "P95 MS",
     ]);
     for m in &models {
         table.add_row(vec![
@@ -200,7 +214,11 @@ fn print_models(
             m.accepted.to_string(),
             format!("{:.1}%", m.acceptance_rate * 100.0),
             if m.shown > 0 {
-                format!("{:.1}-{:.1}%", m.acceptance_ci.0 * 100.0, m.acceptance_ci.1 * 100.0)
+                format!(
+                    "{:.1}-{:.1}%",
+                    m.acceptance_ci.0 * 100.0,
+                    m.acceptance_ci.1 * 100.0
+                )
             } else {
                 "-".into()
             },
@@ -218,10 +236,20 @@ fn print_models(
         .filter_map(|m| m.shadow.as_ref().map(|s| (m, s)))
         .collect();
     if !shadows.is_empty() {
-        writeln!(out, "\nShadow runs (the candidate on the primary's requests, never shown):")?;
+        writeln!(
+            out,
+            "\nShadow runs (the candidate on the primary's requests, never shown):"
+        )?;
         let mut table = crate::table([
-            "CANDIDATE", "RUNS", "SAME TEXT", "SAME 1ST LINE", "SYNTAX OK", "LOGPROB",
-            "PRIMARY LOGPROB", "P50 MS", "PRIMARY P50",
+            "CANDIDATE",
+            "RUNS",
+            "SAME TEXT",
+            "SAME 1ST LINE",
+            "SYNTAX OK",
+            "LOGPROB",
+            "PRIMARY LOGPROB",
+            "P50 MS",
+            "PRIMARY P50",
         ]);
         for (m, s) in shadows {
             table.add_row(vec![
@@ -231,7 +259,8 @@ fn print_models(
                 pct(Some(s.agree_first_line_rate)),
                 pct(s.syntax_ok_rate),
                 s.mean_logprob.map_or("-".into(), |v| format!("{v:.3}")),
-                s.primary_mean_logprob.map_or("-".into(), |v| format!("{v:.3}")),
+                s.primary_mean_logprob
+                    .map_or("-".into(), |v| format!("{v:.3}")),
                 ms(s.latency_p50_ms),
                 ms(s.primary_latency_p50_ms),
             ]);
@@ -265,17 +294,36 @@ fn print_models(
 }
 
 fn print_trends(out: &mut impl Write, series: &monitor::Series) -> Result<()> {
-    let unit = if series.bucket_ms == 3_600_000 { "hour" } else { "day" };
+    let unit = if series.bucket_ms == 3_600_000 {
+        "hour"
+    } else {
+        "day"
+    };
     let replies: Vec<Option<f64>> = series.replies.iter().map(|n| Some(*n as f64)).collect();
     let last = |v: &[Option<f64>], f: &dyn Fn(f64) -> String| {
-        v.iter().rev().flatten().next().map_or("-".to_string(), |x| f(*x))
+        v.iter()
+            .rev()
+            .flatten()
+            .next()
+            .map_or("-".to_string(), |x| f(*x))
     };
-    writeln!(out, "\nTrends, one character per {unit} ({} {unit}s):", series.replies.len())?;
-    let rows: [(&str, &[Option<f64>], &dyn Fn(f64) -> String); 4] = [
+    writeln!(
+        out,
+        "\nTrends, one character per {unit} ({} {unit}s):",
+        series.replies.len()
+    )?;
+    type Row<'a> = (&'a str, &'a [Option<f64>], &'a dyn Fn(f64) -> String);
+    let rows: [Row; 4] = [
         ("replies", &replies, &|x| format!("{x:.0}")),
-        ("acceptance", &series.acceptance_rate, &|x| format!("{:.0}%", x * 100.0)),
-        ("empty", &series.empty_rate, &|x| format!("{:.0}%", x * 100.0)),
-        ("p95 latency", &series.latency_p95_ms, &|x| format!("{x:.0} ms")),
+        ("acceptance", &series.acceptance_rate, &|x| {
+            format!("{:.0}%", x * 100.0)
+        }),
+        ("empty", &series.empty_rate, &|x| {
+            format!("{:.0}%", x * 100.0)
+        }),
+        ("p95 latency", &series.latency_p95_ms, &|x| {
+            format!("{x:.0} ms")
+        }),
     ];
     for (name, values, fmt) in rows {
         writeln!(
@@ -314,7 +362,11 @@ fn print_drift(
         days(config.baseline_ms),
         drift.recent_replies,
         drift.baseline_replies,
-        if drifted.is_empty() { "none" } else { "WARNING" }
+        if drifted.is_empty() {
+            "none"
+        } else {
+            "WARNING"
+        }
     )?;
     for check in &drift.checks {
         writeln!(

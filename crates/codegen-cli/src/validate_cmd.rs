@@ -4,8 +4,11 @@
 //! `models/validation/` (one TOML file per case: a document with `$0` at the
 //! cursor, its language, and optional Python asserts): each completion must
 //! leave the document free of syntax errors and, with asserts, pass them in
-//! the sandbox. The record (model sha256, suite version, results, date) is
-//! written to `<cache>/validation/<sha256>.json`.
+//! the sandbox; and prefill and greedy decode speed, which must reach
+//! [`SPEED_BUDGET`] of the manifest's reference figures (best of three short
+//! runs, so a busy machine still measures what it can do). The record
+//! (model sha256, suite version, results, date) is written to
+//! `<cache>/validation/<sha256>.json`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +47,9 @@ struct Check {
 /// suite does not count.
 pub fn suite_version() -> String {
     let mut h = Sha256::new();
+    // The checks besides the suite: a record from before the speed check
+    // does not count.
+    h.update(b"checks: checksum gguf tokenizer suite speed/1\0");
     for (name, text) in suite::SUITE {
         h.update(name.as_bytes());
         h.update([0]);
@@ -148,7 +154,23 @@ pub fn record_path(cache: &Path, sha256: &str) -> PathBuf {
     cache.join("validation").join(format!("{sha256}.json"))
 }
 
-pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
+/// The share of the manifest's reference speeds a machine must reach. The
+/// references were measured on a 2-core AVX-512 machine: a slower CPU or a
+/// busy machine passes, a file or build that is several times slower than
+/// it should be (a wrong quantization, one thread, no SIMD) does not.
+pub const SPEED_BUDGET: f64 = 0.25;
+
+/// Prompt tokens and greedy tokens of one speed run.
+const SPEED_PROMPT_TOKENS: usize = 256;
+const SPEED_DECODE_TOKENS: usize = 32;
+/// Measurements (of three runs each) before a model is called too slow.
+const SPEED_ATTEMPTS: usize = 3;
+
+/// One validation at a time in a process: two models validating at once
+/// (a model and its shadow candidate) would each measure half the speed.
+static VALIDATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn run(spec: Option<String>, json: bool, speed_budget: f64) -> Result<bool> {
     let store = Store::from_env();
     let (name, path) = crate::input::resolve_model(&store, spec.as_deref())?;
     let sha256 = codegen_store::sha256_file(
@@ -158,7 +180,11 @@ pub fn run(spec: Option<String>, json: bool) -> Result<bool> {
     let mut checks = vec![checksum_check(&store, &name, &sha256)];
     let device = candle_core::Device::Cpu;
     match LoadedModel::load(&name, &path, &device) {
-        Ok(model) => checks.extend(model_checks(Arc::new(model), !json)?),
+        Ok(model) => {
+            let model = Arc::new(model);
+            checks.extend(model_checks(model.clone(), !json)?);
+            checks.push(speed_check(&store, &model, speed_budget));
+        }
         Err(e) => checks.push(Check {
             name: "gguf".into(),
             passed: false,
@@ -201,8 +227,10 @@ pub fn gate_for_serving(model: &Arc<LoadedModel>) -> Result<(), String> {
             }
         }
     }
+    let _one_at_a_time = VALIDATING.lock().unwrap_or_else(|e| e.into_inner());
     let mut checks = vec![checksum_check(&store, &model.name, &sha256)];
     checks.extend(model_checks(model.clone(), false).map_err(|e| format!("{e:#}"))?);
+    checks.push(speed_check(&store, model, SPEED_BUDGET));
     let (passed, _, record_file) = write_record(&store, &model.name, &model.path, &sha256, &checks)
         .map_err(|e| format!("{e:#}"))?;
     if passed {
@@ -307,6 +335,115 @@ fn model_checks(model: Arc<LoadedModel>, verbose: bool) -> Result<Vec<Check>> {
         });
     }
     Ok(checks)
+}
+
+/// Prefill and greedy decode speed (tokens/s), the best of three runs.
+fn measure_speed(model: &LoadedModel) -> Result<(f64, f64), String> {
+    let text = "def mean(values):\n    total = 0\n    for v in values:\n        total += v\n    return total / len(values)\n\n";
+    let mut tokens = model
+        .tokenizer
+        .encode(&text.repeat(64))
+        .map_err(|e| format!("cannot tokenize: {e}"))?;
+    tokens.truncate(SPEED_PROMPT_TOKENS);
+    let (mut prefill, mut decode) = (0f64, 0f64);
+    for _ in 0..3 {
+        let mut session = model.model.new_session().map_err(|e| e.to_string())?;
+        let start = std::time::Instant::now();
+        let mut logits = model
+            .model
+            .prefill(&mut session, &tokens)
+            .map_err(|e| e.to_string())?;
+        prefill = prefill.max(tokens.len() as f64 / start.elapsed().as_secs_f64());
+        let start = std::time::Instant::now();
+        for _ in 0..SPEED_DECODE_TOKENS {
+            let next = logits
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i as u32);
+            logits = model
+                .model
+                .forward(&mut session, &[next])
+                .map_err(|e| e.to_string())?;
+        }
+        decode = decode.max(SPEED_DECODE_TOKENS as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok((prefill, decode))
+}
+
+/// Speed against the manifest's reference figures (`budget` of them).
+fn speed_check(store: &Store, model: &LoadedModel, budget: f64) -> Check {
+    let name = "speed".to_string();
+    let reference = store
+        .find_or_default(Some(&model.name))
+        .ok()
+        .filter(|m| m.name == model.name)
+        .and_then(|m| m.reference.clone());
+    // Noise only slows a run down: the best of a few tries is what the
+    // machine can do. A try below the budget waits a moment and tries again
+    // (another model validating or serving at the same time).
+    let (mut prefill, mut decode) = (0f64, 0f64);
+    for attempt in 0..SPEED_ATTEMPTS {
+        match measure_speed(model) {
+            Ok((p, d)) => {
+                prefill = prefill.max(p);
+                decode = decode.max(d);
+            }
+            Err(e) => {
+                return Check {
+                    name,
+                    passed: false,
+                    detail: format!("cannot measure: {e}"),
+                }
+            }
+        }
+        let fast_enough = reference.as_ref().is_none_or(|r| {
+            prefill >= r.prefill_tokens_per_sec * budget
+                && decode >= r.decode_tokens_per_sec * budget
+        });
+        if fast_enough || budget <= 0.0 || attempt + 1 == SPEED_ATTEMPTS {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let threads = codegen_model::RuntimeConfig::current().threads;
+    let Some(reference) = reference.filter(|_| budget > 0.0) else {
+        return Check {
+            name,
+            passed: true,
+            detail: format!(
+                "prefill {prefill:.0} tok/s, greedy decode {decode:.0} tok/s ({threads} threads); \
+                 not compared: {}",
+                if budget > 0.0 {
+                    "the model has no manifest reference figures"
+                } else {
+                    "--speed-budget 0"
+                }
+            ),
+        };
+    };
+    let (min_prefill, min_decode) = (
+        reference.prefill_tokens_per_sec * budget,
+        reference.decode_tokens_per_sec * budget,
+    );
+    Check {
+        name,
+        passed: prefill >= min_prefill && decode >= min_decode,
+        detail: format!(
+            "prefill {prefill:.0} tok/s (needs {min_prefill:.0}: {:.0}% of the reference {:.0}), \
+             greedy decode {decode:.0} tok/s (needs {min_decode:.0}: {:.0}% of {:.0}); \
+             {threads} threads; reference measured on {}",
+            budget * 100.0,
+            reference.prefill_tokens_per_sec,
+            budget * 100.0,
+            reference.decode_tokens_per_sec,
+            if reference.measured_on.is_empty() {
+                "an unstated machine"
+            } else {
+                &reference.measured_on
+            }
+        ),
+    }
 }
 
 fn write_record(

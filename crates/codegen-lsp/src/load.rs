@@ -345,7 +345,9 @@ pub(crate) fn watch_model_files(state: Arc<ServerState>) {
             ) {
                 continue;
             }
-            let change = lock(&state.model_files).as_ref().and_then(Fingerprint::changed);
+            let change = lock(&state.model_files)
+                .as_ref()
+                .and_then(Fingerprint::changed);
             let Some((path, now)) = change else {
                 continue;
             };

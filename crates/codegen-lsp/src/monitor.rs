@@ -25,8 +25,16 @@ pub fn wilson_interval(successes: usize, n: usize) -> (f64, f64) {
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    let lo = if successes == 0 { 0.0 } else { (centre - half).max(0.0) };
-    let hi = if p >= 1.0 { 1.0 } else { (centre + half).min(1.0) };
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if p >= 1.0 {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
     (lo, hi)
 }
 
@@ -236,7 +244,10 @@ fn shadow_stats(records: &[crate::telemetry::ShadowRecord]) -> ShadowStats {
     let non_empty: Vec<_> = records.iter().filter(|r| !r.empty).collect();
     let checked: Vec<bool> = records.iter().filter_map(|r| r.syntax_ok).collect();
     let finite = |v: Option<f32>| v.filter(|x| x.is_finite()).map(f64::from);
-    let logprobs: Vec<f64> = records.iter().filter_map(|r| finite(r.mean_logprob)).collect();
+    let logprobs: Vec<f64> = records
+        .iter()
+        .filter_map(|r| finite(r.mean_logprob))
+        .collect();
     let primary_logprobs: Vec<f64> = records
         .iter()
         .filter_map(|r| finite(r.primary_mean_logprob))
@@ -430,7 +441,13 @@ fn top(mix: &BTreeMap<String, usize>) -> String {
     items
         .iter()
         .take(3)
-        .map(|(k, n)| format!("{} {:.0}%", if k.is_empty() { "?" } else { k }, **n as f64 / total * 100.0))
+        .map(|(k, n)| {
+            format!(
+                "{} {:.0}%",
+                if k.is_empty() { "?" } else { k },
+                **n as f64 / total * 100.0
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -450,9 +467,10 @@ pub fn drift(events: &[TelemetryEvent], now_ms: u64, config: &DriftConfig) -> Dr
         .collect();
     for event in events {
         let ts = match event.event {
-            EventKind::Accepted | EventKind::Partial => {
-                shown_at.get(event.id.as_str()).copied().unwrap_or(event.ts_ms)
-            }
+            EventKind::Accepted | EventKind::Partial => shown_at
+                .get(event.id.as_str())
+                .copied()
+                .unwrap_or(event.ts_ms),
             _ => event.ts_ms,
         };
         if ts > now_ms {
@@ -508,7 +526,11 @@ pub fn drift(events: &[TelemetryEvent], now_ms: u64, config: &DriftConfig) -> Dr
         percentile(&recent.prompt_tokens, 50.0),
     ) {
         let ratio = if b > 0.0 { r / b } else { 1.0 };
-        let measure = if ratio > 0.0 { ratio.max(1.0 / ratio) } else { f64::INFINITY };
+        let measure = if ratio > 0.0 {
+            ratio.max(1.0 / ratio)
+        } else {
+            f64::INFINITY
+        };
         checks.push(DriftCheck {
             kind: DriftKind::PromptLength,
             baseline: b,
@@ -537,7 +559,10 @@ pub fn drift(events: &[TelemetryEvent], now_ms: u64, config: &DriftConfig) -> Dr
         ),
     });
     let accepted = |w: &Window, shown_ids: &std::collections::BTreeSet<&str>| {
-        w.accepted_ids.iter().filter(|id| shown_ids.contains(id.as_str())).count()
+        w.accepted_ids
+            .iter()
+            .filter(|id| shown_ids.contains(id.as_str()))
+            .count()
     };
     let ids_in = |start: u64, end: u64| -> std::collections::BTreeSet<&str> {
         events
@@ -619,9 +644,10 @@ pub fn series(events: &[TelemetryEvent], start_ms: u64, end_ms: u64) -> Series {
         .collect();
     for event in events {
         let ts = match event.event {
-            EventKind::Accepted | EventKind::Partial => {
-                shown_at.get(event.id.as_str()).copied().unwrap_or(event.ts_ms)
-            }
+            EventKind::Accepted | EventKind::Partial => shown_at
+                .get(event.id.as_str())
+                .copied()
+                .unwrap_or(event.ts_ms),
             _ => event.ts_ms,
         };
         if ts < start_ms || ts > end_ms {
@@ -660,10 +686,17 @@ pub fn series(events: &[TelemetryEvent], start_ms: u64, end_ms: u64) -> Series {
 /// series' minimum and maximum; a gap is a space.
 pub fn sparkline(values: &[Option<f64>]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let present: Vec<f64> = values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+    let present: Vec<f64> = values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     let (lo, hi) = present
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
     values
         .iter()
         .map(|v| match v {

@@ -322,7 +322,10 @@ pub(crate) fn maybe_check_drift(state: &Arc<ServerState>) {
         };
         for message in warnings {
             tracing::warn!("{message}");
-            state.client.show_message(MessageType::WARNING, message).await;
+            state
+                .client
+                .show_message(MessageType::WARNING, message)
+                .await;
         }
         // After the warnings, on the same channel: a check has ended.
         state.client.log_message(MessageType::LOG, summary).await;

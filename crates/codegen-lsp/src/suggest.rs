@@ -279,7 +279,10 @@ pub(crate) async fn suggest(
         }
     }
     if served_by_primary {
-        let shown_id = suggestions.first().map(|s| s.id.clone()).unwrap_or_default();
+        let shown_id = suggestions
+            .first()
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
         crate::shadow::maybe_shadow(state, request, &outcome, shown_id, language);
     }
     crate::shadow::maybe_check_drift(state);

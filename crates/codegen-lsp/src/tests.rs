@@ -264,7 +264,10 @@ use crate::telemetry::ShadowRecord;
 fn wilson_interval_and_two_proportion_test_match_known_values() {
     // 10 / 20: Wilson 95% interval 0.299-0.701 (textbook value).
     let (lo, hi) = monitor::wilson_interval(10, 20);
-    assert!((lo - 0.2993).abs() < 1e-3 && (hi - 0.7007).abs() < 1e-3, "{lo} {hi}");
+    assert!(
+        (lo - 0.2993).abs() < 1e-3 && (hi - 0.7007).abs() < 1e-3,
+        "{lo} {hi}"
+    );
     assert_eq!(monitor::wilson_interval(0, 0), (0.0, 0.0));
     let (lo, hi) = monitor::wilson_interval(0, 50);
     assert_eq!(lo, 0.0);
@@ -283,7 +286,14 @@ fn wilson_interval_and_two_proportion_test_match_known_values() {
     assert!(small.p_value < 0.05 && !small.significant);
 }
 
-fn shown(id: &str, model: &str, language: &str, ts_ms: u64, latency: f64, prompt: usize) -> TelemetryEvent {
+fn shown(
+    id: &str,
+    model: &str,
+    language: &str,
+    ts_ms: u64,
+    latency: f64,
+    prompt: usize,
+) -> TelemetryEvent {
     TelemetryEvent {
         id: id.into(),
         language: language.into(),
@@ -344,7 +354,10 @@ fn models_side_by_side_with_shadow_agreement() {
     let models = monitor::by_model(&events, None);
     assert_eq!(models.len(), 2);
     let (p, c) = (&models[0], &models[1]);
-    assert_eq!((p.model.as_str(), p.shown, p.accepted, p.empty), ("primary", 40, 10, 1));
+    assert_eq!(
+        (p.model.as_str(), p.shown, p.accepted, p.empty),
+        ("primary", 40, 10, 1)
+    );
     assert!((p.acceptance_rate - 0.25).abs() < 1e-12);
     assert!(p.acceptance_ci.0 < 0.25 && p.acceptance_ci.1 > 0.25);
     assert!((p.empty_rate - 1.0 / 41.0).abs() < 1e-12);
@@ -402,10 +415,20 @@ fn drift_is_flagged_past_each_threshold_and_not_before() {
     assert_eq!(steady.checks.len(), 6, "{:?}", steady.checks);
     assert_eq!(steady.drifted().count(), 0, "{:?}", steady.checks);
 
-    let cases: Vec<(DriftKind, Box<dyn Fn(&mut TelemetryEvent, u64)>)> = vec![
-        (DriftKind::LanguageMix, Box::new(|e, _| e.language = "go".into())),
-        (DriftKind::PromptLength, Box::new(|e, _| e.prompt_tokens = Some(900))),
-        (DriftKind::ContextKind, Box::new(|e, _| e.context = Some("continuation/multi_line".into()))),
+    type Change = Box<dyn Fn(&mut TelemetryEvent, u64)>;
+    let cases: Vec<(DriftKind, Change)> = vec![
+        (
+            DriftKind::LanguageMix,
+            Box::new(|e, _| e.language = "go".into()),
+        ),
+        (
+            DriftKind::PromptLength,
+            Box::new(|e, _| e.prompt_tokens = Some(900)),
+        ),
+        (
+            DriftKind::ContextKind,
+            Box::new(|e, _| e.context = Some("continuation/multi_line".into())),
+        ),
         (
             DriftKind::EmptyRate,
             Box::new(|e, i| {
@@ -414,7 +437,10 @@ fn drift_is_flagged_past_each_threshold_and_not_before() {
                 }
             }),
         ),
-        (DriftKind::LatencyP95, Box::new(|e, _| e.latency_ms = Some(400.0))),
+        (
+            DriftKind::LatencyP95,
+            Box::new(|e, _| e.latency_ms = Some(400.0)),
+        ),
     ];
     for (kind, change) in cases {
         let report = monitor::drift(&traffic(now, 40, change), now, &config);
@@ -426,10 +452,19 @@ fn drift_is_flagged_past_each_threshold_and_not_before() {
     events.retain(|e| !(e.event == EventKind::Accepted && e.ts_ms > now - DAY));
     let report = monitor::drift(&events, now, &config);
     let drifted: Vec<DriftKind> = report.drifted().map(|c| c.kind).collect();
-    assert_eq!(drifted, vec![DriftKind::AcceptanceRate], "{:?}", report.checks);
+    assert_eq!(
+        drifted,
+        vec![DriftKind::AcceptanceRate],
+        "{:?}",
+        report.checks
+    );
 
     // Too little traffic: nothing is compared.
-    let quiet = monitor::drift(&traffic(now, 10, |e, _| e.language = "go".into()), now, &config);
+    let quiet = monitor::drift(
+        &traffic(now, 10, |e, _| e.language = "go".into()),
+        now,
+        &config,
+    );
     assert!(quiet.checks.is_empty());
 }
 
@@ -447,7 +482,10 @@ fn series_buckets_and_sparklines() {
     for rate in series.acceptance_rate.iter().flatten() {
         assert!((rate - 0.4).abs() < 1e-12, "{rate}");
     }
-    assert_eq!(monitor::sparkline(&[Some(0.0), Some(1.0), None, Some(0.5)]), "▁█ ▅");
+    assert_eq!(
+        monitor::sparkline(&[Some(0.0), Some(1.0), None, Some(0.5)]),
+        "▁█ ▅"
+    );
     assert_eq!(monitor::sparkline(&[Some(3.0), Some(3.0)]), "▄▄");
     assert_eq!(monitor::sparkline(&[]), "");
 }
@@ -460,12 +498,17 @@ fn telemetry_appends_after_a_torn_line_without_losing_either() {
     // A crash left half a line and no newline.
     std::fs::write(&path, format!("{good}\n{}", &good[..good.len() / 2])).unwrap();
     let log = crate::telemetry::TelemetryLog::new(Some(path.clone()));
-    log.append(&event(EventKind::Accepted, "m", None, 2)).unwrap();
-    log.append(&event(EventKind::Partial, "m", None, 3)).unwrap();
+    log.append(&event(EventKind::Accepted, "m", None, 2))
+        .unwrap();
+    log.append(&event(EventKind::Partial, "m", None, 3))
+        .unwrap();
     let (events, bad) = crate::telemetry::read_events(&path).unwrap();
     assert_eq!(bad, 1);
     let kinds: Vec<EventKind> = events.iter().map(|e| e.event).collect();
-    assert_eq!(kinds, vec![EventKind::Shown, EventKind::Accepted, EventKind::Partial]);
+    assert_eq!(
+        kinds,
+        vec![EventKind::Shown, EventKind::Accepted, EventKind::Partial]
+    );
 }
 
 #[test]
@@ -493,12 +536,18 @@ fn candidate_settings_merge_and_reject_bad_percentages() {
     }));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(settings.shadow_model.as_deref(), Some("cand.gguf"));
-    assert_eq!((settings.shadow_percent, settings.rollout_percent), (40, 10));
+    assert_eq!(
+        (settings.shadow_percent, settings.rollout_percent),
+        (40, 10)
+    );
     assert!(settings.candidate_differs(&before));
     assert!(!settings.model_differs(&before));
     let warnings = settings.merge_json(&json!({"rolloutPercent": 150, "shadowPercent": "all"}));
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert_eq!((settings.shadow_percent, settings.rollout_percent), (40, 10));
+    assert_eq!(
+        (settings.shadow_percent, settings.rollout_percent),
+        (40, 10)
+    );
     settings.merge_json(&json!({"shadowModel": ""}));
     assert_eq!(settings.shadow_model, None);
 }

@@ -1156,7 +1156,10 @@ impl Lsp {
         let start = std::time::Instant::now();
         loop {
             let status = self.stats().await["status"].clone();
-            let state = status["candidate"]["state"].as_str().unwrap_or("").to_string();
+            let state = status["candidate"]["state"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             if state == wanted {
                 return json!({"params": status});
             }
@@ -1164,7 +1167,10 @@ impl Lsp {
                 state != "error" && state != "ready",
                 "candidate is {state}, wanted {wanted}: {status}"
             );
-            assert!(start.elapsed() < PATIENCE, "candidate never {wanted}: {status}");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "candidate never {wanted}: {status}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -1181,7 +1187,10 @@ impl Lsp {
             if !events.is_empty() {
                 return events;
             }
-            assert!(start.elapsed() < PATIENCE, "no {kind} event in the telemetry");
+            assert!(
+                start.elapsed() < PATIENCE,
+                "no {kind} event in the telemetry"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -1223,7 +1232,9 @@ async fn a_shadow_candidate_runs_in_the_background_and_a_rollout_serves_its_shar
     }
     // The primary's shown events carry what drift is measured on.
     let shown = lsp.telemetry_event("shown").await;
-    assert!(shown.iter().all(|e| e["context"].is_string() && e["prompt_tokens"].is_u64()));
+    assert!(shown
+        .iter()
+        .all(|e| e["context"].is_string() && e["prompt_tokens"].is_u64()));
 
     // Every document to the candidate.
     lsp.notify(
@@ -1237,7 +1248,10 @@ async fn a_shadow_candidate_runs_in_the_background_and_a_rollout_serves_its_shar
     let items = reply["result"]["items"].as_array().unwrap();
     assert!(!items.is_empty(), "{reply}");
     for item in items {
-        assert_eq!(item["command"]["arguments"][0]["model"], "tiny-c", "{reply}");
+        assert_eq!(
+            item["command"]["arguments"][0]["model"], "tiny-c",
+            "{reply}"
+        );
     }
     let telemetry = lsp.telemetry();
     let served: Vec<&Value> = telemetry
@@ -1256,16 +1270,22 @@ async fn a_shadow_candidate_runs_in_the_background_and_a_rollout_serves_its_shar
     let cand = models.iter().find(|m| m.model == "tiny-c").unwrap();
     assert_eq!(primary.shown, 4);
     assert_eq!(cand.shown, 1);
-    assert_eq!(cand.shadow.as_ref().unwrap().runs, shadows.len().max(
-        telemetry.iter().filter(|e| e["event"] == "shadow").count()
-    ));
+    assert_eq!(
+        cand.shadow.as_ref().unwrap().runs,
+        shadows
+            .len()
+            .max(telemetry.iter().filter(|e| e["event"] == "shadow").count())
+    );
 }
 
 #[tokio::test]
 async fn a_candidate_or_model_that_does_not_load_leaves_the_primary_serving() {
     let mut lsp = Lsp::start();
-    lsp.initialize_with(&["utf-16"], json!({"shadowModel": "/nonexistent/candidate.gguf"}))
-        .await;
+    lsp.initialize_with(
+        &["utf-16"],
+        json!({"shadowModel": "/nonexistent/candidate.gguf"}),
+    )
+    .await;
     let status = lsp.candidate_status("error").await;
     assert!(
         status["params"]["candidate"]["message"]
@@ -1285,7 +1305,10 @@ async fn a_candidate_or_model_that_does_not_load_leaves_the_primary_serving() {
     .await;
     let status = lsp.candidate_status("error").await;
     assert!(
-        status["params"]["candidate"]["message"].as_str().unwrap().contains("cannot load model"),
+        status["params"]["candidate"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot load model"),
         "{status}"
     );
     lsp.notify(
@@ -1393,7 +1416,9 @@ async fn input_drift_raises_one_warning_per_kind_a_day() {
     let summary = lsp.log_containing("drift check").await;
     assert!(summary.contains("already raised"), "{summary}");
     assert!(
-        !lsp.notifications.iter().any(|n| n["method"] == "window/showMessage"),
+        !lsp.notifications
+            .iter()
+            .any(|n| n["method"] == "window/showMessage"),
         "{:?}",
         lsp.notifications
     );

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
 pub use fetch::{sha256_file, Progress, ProgressObserver, TransferProgress, TransferStage};
-pub use manifest::{builtin_manifests, Manifest, PipPart, Source};
+pub use manifest::{builtin_manifests, user_manifests, Manifest, PipPart, Reference, Source};
 
 /// A data file shipped inside a Python package (for benchmarks).
 #[derive(Debug, Clone, PartialEq)]
@@ -250,20 +250,69 @@ pub struct VerifyReport {
 pub struct Store {
     config: StoreConfig,
     manifests: Vec<Manifest>,
+    /// Where each user manifest came from, by model name.
+    manifest_files: Vec<(String, PathBuf)>,
+    manifest_errors: Vec<String>,
     observer: Option<ProgressObserver>,
 }
 
 impl Store {
+    /// The shipped manifests, plus the user's in `<root>/manifests/*.toml`:
+    /// a user manifest with a shipped model's name replaces it, and one
+    /// marked `default` becomes the default. Files that do not parse are
+    /// skipped and listed in [`Store::manifest_errors`].
     pub fn new(config: StoreConfig) -> Self {
-        Self::with_manifests(config, builtin_manifests())
+        let (user, errors) = user_manifests(&Self::manifest_dir_of(&config.root));
+        let mut manifests = builtin_manifests();
+        let mut files = Vec::new();
+        for (manifest, path) in user {
+            if manifest.default {
+                manifests.iter_mut().for_each(|m| m.default = false);
+            }
+            manifests.retain(|m| m.name != manifest.name);
+            files.push((manifest.name.clone(), path));
+            manifests.push(manifest);
+        }
+        for error in &errors {
+            tracing::warn!("{error}");
+        }
+        Self {
+            manifest_files: files,
+            manifest_errors: errors,
+            ..Self::with_manifests(config, manifests)
+        }
     }
 
     pub fn with_manifests(config: StoreConfig, manifests: Vec<Manifest>) -> Self {
         Self {
             config,
             manifests,
+            manifest_files: Vec::new(),
+            manifest_errors: Vec::new(),
             observer: None,
         }
+    }
+
+    fn manifest_dir_of(root: &Path) -> PathBuf {
+        root.join("manifests")
+    }
+
+    /// Where user manifests live (`<root>/manifests`).
+    pub fn manifest_dir(&self) -> PathBuf {
+        Self::manifest_dir_of(&self.config.root)
+    }
+
+    /// The user manifest file that defines `name`, if one does.
+    pub fn manifest_file(&self, name: &str) -> Option<&Path> {
+        self.manifest_files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_path())
+    }
+
+    /// User manifests that could not be read, one message each.
+    pub fn manifest_errors(&self) -> &[String] {
+        &self.manifest_errors
     }
 
     /// Reports every download and check to `observer` too (for front ends

@@ -20,7 +20,22 @@ pub struct Manifest {
     /// default (a name of another manifest; it must share the tokenizer).
     #[serde(default)]
     pub draft: Option<String>,
+    /// Speeds measured with this file (`codegen model validate` checks a
+    /// machine reaches a stated share of them).
+    #[serde(default)]
+    pub reference: Option<Reference>,
     pub sources: Vec<Source>,
+}
+
+/// Reference speeds of a model file: greedy decode and prefill, tokens per
+/// second, and where they were measured.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Reference {
+    pub prefill_tokens_per_sec: f64,
+    pub decode_tokens_per_sec: f64,
+    /// The machine and settings (cores, threads, SIMD level).
+    #[serde(default)]
+    pub measured_on: String,
 }
 
 /// A place the model file can be fetched from, with its own checksum.
@@ -126,4 +141,31 @@ pub fn builtin_manifests() -> Vec<Manifest> {
             }
         })
         .collect()
+}
+
+/// Manifests a user added in `dir` (`<cache>/manifests/*.toml`), with the
+/// file each came from, and one message per file that does not parse.
+pub fn user_manifests(dir: &std::path::Path) -> (Vec<(Manifest, std::path::PathBuf)>, Vec<String>) {
+    let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(_) => return (Vec::new(), Vec::new()),
+    };
+    files.sort();
+    let mut manifests = Vec::new();
+    let mut errors = Vec::new();
+    for path in files {
+        let origin = path.display().to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match Manifest::parse(&text, &origin) {
+                Ok(m) => manifests.push((m, path)),
+                Err(e) => errors.push(e.to_string()),
+            },
+            Err(e) => errors.push(format!("cannot read manifest {origin}: {e}")),
+        }
+    }
+    (manifests, errors)
 }

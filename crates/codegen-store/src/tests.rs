@@ -629,3 +629,52 @@ fn a_hub_download_lands_in_the_hugging_face_cache_with_progress() {
     let (_, again) = s.resolve(&spec).unwrap();
     assert_eq!(std::fs::canonicalize(again).unwrap(), target);
 }
+
+#[test]
+fn user_manifests_add_and_replace_models_and_bad_ones_are_listed() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("team.toml"),
+        "name = \"team-coder\"\narchitecture = \"qwen2\"\nfile = \"team.gguf\"\ndefault = true\n\
+         [reference]\nprefill_tokens_per_sec = 100.0\ndecode_tokens_per_sec = 20.0\n\
+         measured_on = \"test\"\n\
+         [[sources]]\nkind = \"hub\"\nrepo = \"team/coder\"\nfile = \"team.gguf\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("replace.toml"),
+        "name = \"qwen2.5-coder-1.5b-instruct\"\narchitecture = \"qwen2\"\nfile = \"other.gguf\"\n\
+         [[sources]]\nkind = \"hub\"\nrepo = \"x/y\"\nfile = \"other.gguf\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("broken.toml"), "name = \"half\"\nfile = ").unwrap();
+    let mut config = StoreConfig::from_env();
+    config.root = root.path().to_path_buf();
+    let store = Store::new(config);
+    let team = store.default_manifest().unwrap();
+    assert_eq!(team.name, "team-coder");
+    let reference = team.reference.as_ref().unwrap();
+    assert_eq!(reference.decode_tokens_per_sec, 20.0);
+    assert_eq!(
+        store.manifest_file("team-coder"),
+        Some(dir.join("team.toml").as_path())
+    );
+    let replaced: Vec<&Manifest> = store
+        .manifests()
+        .iter()
+        .filter(|m| m.name == "qwen2.5-coder-1.5b-instruct")
+        .collect();
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(replaced[0].file, "other.gguf");
+    assert_eq!(store.manifest_file("qwen2.5-coder-0.5b-instruct"), None);
+    assert_eq!(store.manifest_errors().len(), 1);
+    assert!(
+        store.manifest_errors()[0].contains("broken.toml"),
+        "{:?}",
+        store.manifest_errors()
+    );
+    // Only one default.
+    assert_eq!(store.manifests().iter().filter(|m| m.default).count(), 1);
+}
