@@ -600,3 +600,119 @@ fn model_validate_passes_the_real_model_and_fails_a_random_one() {
         .iter()
         .any(|c| c["name"].as_str().unwrap().starts_with("suite/") && c["passed"] == false));
 }
+
+/// `codegen stats` over a week of synthetic telemetry: two models side by
+/// side with intervals and a significance verdict, a shadow table,
+/// sparklines, the drift that was planted (the language mix and latency
+/// of the last day), a broken line counted, and an SVG chart.
+#[test]
+fn stats_compare_models_draw_trends_and_flag_planted_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("telemetry.jsonl");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let day = 86_400_000u64;
+    let mut lines = Vec::new();
+    for i in 0..800u64 {
+        let recent = i % 8 == 0;
+        let ts = if recent {
+            now - 1000 - (i % 97) * 60_000
+        } else {
+            now - day - 1000 - (i % 7) * day - (i % 13) * 60_000
+        };
+        let model = if i % 3 == 0 { "big" } else { "small" };
+        let language = if recent {
+            "go"
+        } else if i % 2 == 0 {
+            "python"
+        } else {
+            "rust"
+        };
+        let latency = if recent {
+            900.0
+        } else {
+            200.0 + (i % 10) as f64
+        };
+        let id = format!("s{i}");
+        lines.push(
+            serde_json::json!({"ts_ms": ts, "event": "shown", "id": id, "model": model,
+            "language": language, "latency_ms": latency, "length": 10, "prompt_tokens": 300,
+            "context": "fim/single_line"}),
+        );
+        // big: every other suggestion accepted; small: one in five.
+        if (model == "big" && i % 2 == 0) || (model == "small" && i % 5 == 0) {
+            lines.push(
+                serde_json::json!({"ts_ms": ts + 500, "event": "accepted", "id": id,
+                "model": model, "language": language, "length": 10}),
+            );
+        }
+        if model == "small" && i % 4 == 1 {
+            lines.push(serde_json::json!({"ts_ms": ts + 900, "event": "shadow", "id": id,
+                "model": "big", "language": language, "latency_ms": 500.0, "length": 10,
+                "shadow": {"primary": "small", "agree_exact": i % 8 == 1,
+                    "agree_first_line": true, "syntax_ok": true, "mean_logprob": -0.2,
+                    "primary_mean_logprob": -0.4, "latency_ms": 500.0, "primary_latency_ms": 200.0}}));
+        }
+    }
+    let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    text.push_str("{\"ts_ms\": 3, \"event\": \"sho\n");
+    std::fs::write(&file, text).unwrap();
+    let svg = dir.path().join("chart.svg");
+    let out = run(codegen()
+        .args(["stats", "--by", "model", "--file"])
+        .arg(&file)
+        .arg("--svg")
+        .arg(&svg));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let table = &out.stdout;
+    for needle in [
+        "95% CI",
+        "Shadow runs",
+        "big vs small",
+        "significant at the 5% level",
+        "Trends, one character per day",
+        "▁",
+        "! language-mix",
+        "! latency-p95",
+        "(1 unreadable lines skipped)",
+    ] {
+        assert!(table.contains(needle), "no {needle:?} in\n{table}");
+    }
+    assert!(!table.contains("! acceptance-rate"), "{table}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains("acceptance rate"),
+        "{chart}"
+    );
+    assert!(chart.matches("<polyline").count() >= 4, "{chart}");
+
+    let out = run(codegen()
+        .args(["stats", "--by", "model", "--json", "--file"])
+        .arg(&file));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json = stdout_json(&out);
+    let models = json["models"].as_array().unwrap();
+    assert_eq!(models[0]["model"], "small");
+    let big = &models[1];
+    assert_eq!(big["shadow"]["runs"], 134, "{big}");
+    let ci = big["acceptance_ci"].as_array().unwrap();
+    let rate = big["acceptance_rate"].as_f64().unwrap();
+    assert!(ci[0].as_f64().unwrap() < rate && rate < ci[1].as_f64().unwrap());
+    assert_eq!(json["comparisons"][0]["test"]["significant"], true);
+    assert_eq!(json["unreadable_lines"], 1);
+    let drifted: Vec<&str> = json["drift"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["drifted"] == true)
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        drifted,
+        vec!["language-mix", "latency-p95"],
+        "{}",
+        json["drift"]
+    );
+}

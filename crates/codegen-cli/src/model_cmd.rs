@@ -122,6 +122,9 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
             }
             println!("{table}");
             println!("cache: {}", store.root().display());
+            for error in store.manifest_errors() {
+                eprintln!("warning: skipped a manifest: {error}");
+            }
         }
         ModelCommand::Fetch { name } => {
             let m = store.find_or_default(name.as_deref())?;

@@ -9,6 +9,12 @@ export interface ServerSettings {
   draftModel?: string;
   /** Seconds without requests before the server releases the model (0: never). */
   idleUnloadSecs?: number;
+  /** A candidate model that runs in shadow and serves a rollout share of documents. */
+  shadowModel?: string;
+  /** Percent of replies the candidate also computes in the background (0-100). */
+  shadowPercent?: number;
+  /** Percent of documents the candidate serves instead of the model (0-100). */
+  rolloutPercent?: number;
   device?: 'cpu' | 'cuda' | 'metal';
   threads?: number;
   maxTokens?: number;
@@ -100,6 +106,12 @@ export function toServerSettings(read: SettingReader): ServerSettings {
   if (draftModel !== undefined) settings.draftModel = draftModel;
   const idle = int(read('idleUnloadSecs'), 0);
   if (idle !== undefined) settings.idleUnloadSecs = idle;
+  const shadowModel = nonEmptyString(read('shadowModel'));
+  if (shadowModel !== undefined) settings.shadowModel = shadowModel;
+  const shadowPercent = int(read('shadowPercent'), 0);
+  if (shadowPercent !== undefined && shadowPercent <= 100) settings.shadowPercent = shadowPercent;
+  const rolloutPercent = int(read('rolloutPercent'), 0);
+  if (rolloutPercent !== undefined && rolloutPercent <= 100) settings.rolloutPercent = rolloutPercent;
   const device = nonEmptyString(read('device'));
   if (device !== undefined && DEVICES.includes(device)) settings.device = device as ServerSettings['device'];
   const threads = int(read('threads'), 1);

@@ -20,6 +20,9 @@ test('every setting maps to the server name', () => {
       enabled: false,
       model: ' qwen2.5-coder-1.5b-instruct ',
       draftModel: 'none',
+      shadowModel: ' qwen2.5-coder-0.5b-instruct ',
+      shadowPercent: 40,
+      rolloutPercent: 10,
       device: 'cuda',
       threads: 4,
       maxTokens: 64,
@@ -38,6 +41,9 @@ test('every setting maps to the server name', () => {
     enabled: false,
     model: 'qwen2.5-coder-1.5b-instruct',
     draftModel: 'none',
+    shadowModel: 'qwen2.5-coder-0.5b-instruct',
+    shadowPercent: 40,
+    rolloutPercent: 10,
     device: 'cuda',
     threads: 4,
     maxTokens: 64,
@@ -58,6 +64,9 @@ test('empty and out-of-range values are left to the server', () => {
   );
   assert.deepEqual(s, { enabled: true, languages: DEFAULT_LANGUAGES });
   assert.equal(toServerSettings(reader({ n: 17 })).n, undefined, 'n above 16');
+  assert.equal(toServerSettings(reader({ rolloutPercent: 101 })).rolloutPercent, undefined, 'over 100%');
+  assert.equal(toServerSettings(reader({ shadowPercent: -1 })).shadowPercent, undefined, 'negative');
+  assert.equal(toServerSettings(reader({ shadowModel: ' ' })).shadowModel, undefined, 'blank');
   assert.equal(toServerSettings(reader({ nAutomatic: 17 })).nAutomatic, undefined, 'nAutomatic above 16');
   assert.equal(toServerSettings(reader({ nAutomatic: '2' })).nAutomatic, undefined, 'nAutomatic as a string');
   assert.equal(toServerSettings(reader({ rank: 'combined' })).rank, undefined, 'not a setting value');
