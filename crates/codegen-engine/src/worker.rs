@@ -472,6 +472,13 @@ impl Engine {
         name
     }
 
+    /// Whether a foreground request is running or queued (a model being
+    /// measured now shares the machine with it).
+    pub fn is_busy(&self) -> bool {
+        let state = self.shared.lock();
+        !state.queue.is_empty() || state.running.as_ref().is_some_and(|r| !r.background)
+    }
+
     /// Whether the running request is a background one (`None`: idle).
     #[cfg(test)]
     pub(crate) fn running_background(&self) -> Option<bool> {

@@ -111,6 +111,7 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
         };
         let resolver = state.options.resolve_model.clone();
         let default_draft = state.options.default_draft.clone();
+        let busy_state = state.clone();
         let gate = state.options.gate.clone();
         let (report_tx, mut report_rx) = tokio::sync::mpsc::unbounded_channel::<ProgressReport>();
         let throttle = Mutex::new(ProgressThrottle::new(REPORT_INTERVAL));
@@ -122,7 +123,7 @@ pub(crate) fn start_loading(state: Arc<ServerState>) {
         let loading = tokio::task::spawn_blocking(move || {
             let model = load_model(&resolver, &default_draft, &settings, sink)?;
             if let Some(gate) = &gate {
-                gate(&model)?;
+                gate(&model, &|| busy_state.engine.is_busy())?;
             }
             Ok(model)
         });

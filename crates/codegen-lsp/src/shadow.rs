@@ -91,7 +91,7 @@ pub(crate) fn start_loading_candidate(state: Arc<ServerState>) {
                 }
             }
             if let Some(gate) = &loader.options.gate {
-                gate(&model)?;
+                gate(&model, &|| loader.engine.is_busy())?;
             }
             Ok(model)
         })

@@ -43,9 +43,14 @@ pub type DraftLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Decides whether a loaded model may serve (the host validates it, e.g.
 /// against a must-pass suite); `Err` says why not. Runs on a blocking
-/// thread while the previous model keeps serving.
-pub type ModelGate =
-    Arc<dyn Fn(&Arc<codegen_engine::LoadedModel>) -> Result<(), String> + Send + Sync>;
+/// thread while the previous model keeps serving; the second argument says
+/// whether the engine is serving a request right now (a speed measured then
+/// is not the model's own).
+pub type ModelGate = Arc<
+    dyn Fn(&Arc<codegen_engine::LoadedModel>, &dyn Fn() -> bool) -> Result<(), String>
+        + Send
+        + Sync,
+>;
 
 /// How the server is set up by its host (the CLI or a test).
 #[derive(Clone)]

@@ -1052,7 +1052,7 @@ async fn two_hundred_requests_across_a_model_swap_are_all_answered() {
 #[tokio::test]
 async fn a_model_refused_by_the_gate_never_serves_and_the_previous_one_keeps_serving() {
     let mut lsp = Lsp::start_with(|options, _| {
-        options.gate = Some(std::sync::Arc::new(|model| {
+        options.gate = Some(std::sync::Arc::new(|model, _busy| {
             if model.name == "tiny-b" {
                 Err("model tiny-b failed validation (suite/python-sum: syntax errors)".into())
             } else {
