@@ -48,9 +48,12 @@ def cache_root():
     return os.path.join(xdg, "codegen")
 
 
+FORCE = []
+
+
 def start(codegen, home, options):
     env = dict(os.environ, CODEGEN_HOME=home, CODEGEN_OFFLINE="1")
-    server = Server([codegen, "lsp"], env)
+    server = Server([codegen, "lsp"] + FORCE, env)
     server.call("initialize", {
         "capabilities": {"general": {"positionEncodings": ["utf-16"]}},
         "initializationOptions": dict({"debounceMs": 0}, **options),
@@ -245,7 +248,11 @@ def main():
     parser.add_argument("--tasks", type=int, default=60)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--svg", default=None, help="shadow: also write the stats chart here")
+    parser.add_argument("--force", action="store_true",
+                        help="serve without validation (codegen lsp --force)")
     args = parser.parse_args()
+    if args.force:
+        FORCE.append("--force")
     for name, run in [("swap", swap), ("retire", retire), ("shadow", shadow)]:
         if args.scenario in (name, "all"):
             run(args)

@@ -206,6 +206,15 @@ pub(crate) fn load_model(
     let (name, path) = resolver(settings.model.as_deref(), progress.clone())?;
     let model = LoadedModel::load(&name, &path, &device)
         .map_err(|e| format!("cannot load model {}: {e}", path.display()))?;
+    if let Some(spec) = &settings.backend {
+        // Samples come from the remote engine; the local file gives the
+        // tokenizer and the context length for prompt budgets.
+        let mut config = codegen_engine::RemoteConfig::parse(spec).map_err(|e| e.to_string())?;
+        config.model = settings.backend_model.clone();
+        config.api_key = std::env::var("CODEGEN_BACKEND_KEY").ok().filter(|k| !k.is_empty());
+        let backend = codegen_engine::RemoteBackend::new(config);
+        return Ok(Arc::new(model.with_remote(Arc::new(backend))));
+    }
     let draft_spec = match settings.draft_model.as_deref() {
         Some("none") => None,
         Some(spec) => Some(spec.to_string()),

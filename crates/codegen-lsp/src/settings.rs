@@ -74,6 +74,12 @@ pub struct Settings {
     /// Percent of documents (by a stable hash of their URI) served by the
     /// candidate instead of the primary.
     pub rollout_percent: u32,
+    /// A remote engine that draws the samples (context, post-processing and
+    /// ranking stay local): `[openai+|llama-server+|ollama+]http://HOST:PORT`.
+    /// `None`: the local model.
+    pub backend: Option<String>,
+    /// The model to ask the remote engine for (Ollama needs one).
+    pub backend_model: Option<String>,
     /// LSP language ids to complete in; `None` means all.
     pub languages: Option<Vec<String>>,
     pub enabled: bool,
@@ -101,6 +107,8 @@ impl Default for Settings {
             shadow_percent: DEFAULT_SHADOW_PERCENT,
             rollout_percent: 0,
             languages: None,
+            backend: None,
+            backend_model: None,
             enabled: true,
         }
     }
@@ -169,6 +177,8 @@ impl Settings {
             || self.draft_model != other.draft_model
             || self.device != other.device
             || self.threads != other.threads
+            || self.backend != other.backend
+            || self.backend_model != other.backend_model
     }
 
     /// Whether the candidate model setting differs (it loads again).
@@ -210,6 +220,22 @@ impl Settings {
                     }
                     Value::String(s) => {
                         self.model = Some(s.clone());
+                        true
+                    }
+                    _ => false,
+                },
+                "backend" | "backendModel" => match field {
+                    Value::Null | Value::String(_) => {
+                        let value = field
+                            .as_str()
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string);
+                        if key == "backend" {
+                            self.backend = value;
+                        } else {
+                            self.backend_model = value;
+                        }
                         true
                     }
                     _ => false,

@@ -304,7 +304,11 @@ impl ServerState {
             ModelState::NotStarted | ModelState::Loading => {
                 ("loading", self.settings().model, None)
             }
-            ModelState::Ready(name) => ("ready", Some(name.clone()), None),
+            ModelState::Ready(name) => match self.backend_down() {
+                // A remote backend that failed: completions stop until it answers.
+                Some(message) => ("error", Some(name.clone()), Some(message)),
+                None => ("ready", Some(name.clone()), None),
+            },
             ModelState::Error(msg) => ("error", self.settings().model, Some(msg.clone())),
             ModelState::Retired { name, secs } => (
                 "idle",
@@ -339,6 +343,19 @@ impl ServerState {
             last_latency_ms,
             candidate,
         }
+    }
+
+    /// Why the remote backend (if the model has one) is down.
+    fn backend_down(&self) -> Option<String> {
+        let remote = self.engine.model()?.remote.clone()?;
+        let health = remote.health();
+        (!health.up).then(|| {
+            format!(
+                "backend {} is down: {}",
+                remote.describe(),
+                health.last_error.unwrap_or_default()
+            )
+        })
     }
 
     pub async fn send_status(&self) {

@@ -124,6 +124,12 @@ pub(crate) async fn suggest(
 
     *lock(&state.last_request) = std::time::Instant::now();
     let hit = lock(&state.typed_through).lookup(uri.as_str(), &doc, cursor);
+    // Released while idle: the user is back, so load it again (a suggestion
+    // still on screen answers this request meanwhile).
+    let retired = matches!(&*lock(&state.model_state), ModelState::Retired { .. });
+    if retired {
+        crate::load::start_loading(state.clone());
+    }
     if let Some(hit) = hit {
         state.counters.record_typed_through_hit();
         let model = lock(&state.shown)
@@ -138,9 +144,8 @@ pub(crate) async fn suggest(
             model,
         }]);
     }
-    if matches!(&*lock(&state.model_state), ModelState::Retired { .. }) {
-        // Released while idle: load it again; this request gets nothing.
-        crate::load::start_loading(state.clone());
+    if retired {
+        // This request gets nothing; the next one is served by the model.
         return Ok(Vec::new());
     }
     // While another model loads (or failed to load), the active one keeps
@@ -198,6 +203,10 @@ pub(crate) async fn suggest(
             return Err(Error::invalid_params(err.to_string()))
         }
         Err(err) => {
+            if matches!(err, JobError::Engine(codegen_engine::EngineError::Remote(_))) {
+                // The editor shows the backend as down.
+                state.send_status().await;
+            }
             let mut error = Error::internal_error();
             error.message = format!("codegen: {err}").into();
             return Err(error);

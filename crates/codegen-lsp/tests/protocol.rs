@@ -1431,3 +1431,36 @@ async fn input_drift_raises_one_warning_per_kind_a_day() {
     assert_eq!(bad, 1);
     assert!(events.len() >= 320 + 2, "{}", events.len());
 }
+
+/// A request answered from the suggestion still on screen also brings a
+/// released model back (the user is typing again).
+#[tokio::test]
+async fn a_request_answered_from_the_screen_after_idle_still_loads_the_model() {
+    let mut lsp = Lsp::start();
+    lsp.initialize_with(&["utf-16"], json!({"idleUnloadSecs": 1}))
+        .await;
+    lsp.open(URI, SOURCE).await;
+    let first = lsp.inline(URI, 5, 11).await;
+    let items = first["result"]["items"].as_array().unwrap().clone();
+    assert!(!items.is_empty(), "{first}");
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        if status["params"]["state"] == "idle" {
+            break;
+        }
+    }
+    assert_eq!(lsp.stats().await["modelLoaded"], json!(false));
+    // Same text, same cursor: the typed-through cache answers at once with
+    // the suggestion on screen (the best one).
+    let again = lsp.inline(URI, 5, 11).await;
+    assert_eq!(again["result"]["items"], json!([items[0]]), "{again}");
+    loop {
+        let status = lsp.notification("codegen/status").await;
+        match status["params"]["state"].as_str() {
+            Some("loading") | Some("idle") => continue,
+            Some("ready") => break,
+            _ => panic!("unexpected status {status}"),
+        }
+    }
+    assert_eq!(lsp.stats().await["modelLoaded"], json!(true));
+}
