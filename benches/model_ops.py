@@ -5,8 +5,10 @@ Three scenarios, each against a fresh `codegen lsp` with its own home (the
 model cache is the user's, linked; telemetry and validation records are
 the run's own):
 
-  swap     REQUESTS inline completions over 8 documents, pipelined (8 in
-           flight); after a third of the replies, `codegen/selectModel`
+  swap     REQUESTS inline completions (HumanEval prompts, the cursor after
+           the docstring, a fresh file each), pipelined (--in-flight, default
+           4, so the engine always has a request waiting); after a third of
+           the replies, `codegen/selectModel`
            switches to --swap-to. Reports every reply's model, errors and
            empty replies: nothing may be dropped or fail.
   retire   resident memory (the server's VmRSS, from codegen/engineStats)
@@ -91,6 +93,11 @@ def open_doc(server, uri, text):
         "uri": uri, "languageId": "python", "version": 1, "text": text}})
 
 
+def humaneval():
+    with gzip.open(os.path.join(cache_root(), "data", "HumanEval.jsonl.gz"), "rt") as f:
+        return [json.loads(line) for line in f]
+
+
 def end_position(text):
     lines = text.split("\n")
     return {"line": len(lines) - 1, "character": len(lines[-1].encode("utf-16-le")) // 2}
@@ -100,38 +107,32 @@ def swap(args):
     home = new_home()
     server = start(args.codegen, home, {"model": args.model, "maxTokens": args.max_tokens, "n": 1})
     wait(server, "ready", lambda s: s["state"] == "ready")
-    docs = []
-    for i in range(8):
-        uri = f"file:///bench/swap{i}.py"
-        text = f"def f{i}(values):\n    \"\"\"Sum of the values times {i}.\"\"\"\n    return "
-        open_doc(server, uri, text)
-        docs.append((uri, text))
+    tasks = humaneval()
     pending = {}
     replies = []
     sent = 0
     swapped_at = None
     start_time = time.monotonic()
     while len(replies) < args.requests:
-        while sent < args.requests and len(pending) < 8:
-            uri, text = docs[sent % len(docs)]
-            # An edit per request, so none is answered from the ghost text.
-            edit = f"# request {sent}\n"
-            text = edit + text
-            docs[sent % len(docs)] = (uri, text)
-            server.notify("textDocument/didChange", {
-                "textDocument": {"uri": uri, "version": sent + 2},
-                "contentChanges": [{"range": {"start": {"line": 0, "character": 0},
-                                              "end": {"line": 0, "character": 0}}, "text": edit}]})
+        while sent < args.requests and len(pending) < args.in_flight:
+            # A fresh file per request (a HumanEval prompt, the cursor after
+            # its docstring), closed when answered: files left open with
+            # unfinished functions would become each other's context.
+            task = tasks[sent % len(tasks)]
+            uri = f"file:///bench/swap{sent}.py"
+            text = task["prompt"]
+            open_doc(server, uri, text)
             request_id = server.next_id
             server.next_id += 1
             server.send({"jsonrpc": "2.0", "id": request_id, "method": "textDocument/inlineCompletion",
                          "params": {"textDocument": {"uri": uri}, "position": end_position(text),
                                     "context": {"triggerKind": 1}}})
-            pending[request_id] = sent
+            pending[request_id] = uri
             sent += 1
         message = server.recv()
         if "id" in message and "method" not in message and message["id"] in pending:
-            pending.pop(message["id"])
+            uri = pending.pop(message["id"])
+            server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
             replies.append(message)
             if swapped_at is None and len(replies) >= args.requests // 3:
                 swapped_at = len(replies)
@@ -152,13 +153,16 @@ def swap(args):
         model = items[0]["command"]["arguments"][0]["model"]
         by_model[model] = by_model.get(model, 0) + 1
     final = status(server)
+    counters = server.call("codegen/engineStats", None)
     server.call("shutdown", None)
     server.notify("exit", None)
     print(json.dumps({
         "scenario": "swap", "requests": args.requests, "replies": len(replies), "errors": errors,
         "empty": empty, "by_model": by_model, "swap_requested_after": swapped_at,
         "final_status": final["state"], "final_model": final.get("model"),
-        "seconds": round(elapsed, 1), "max_tokens": args.max_tokens,
+        "jobs_completed": counters["jobsCompleted"], "jobs_cancelled": counters["jobsCancelled"],
+        "jobs_failed": counters["jobsFailed"], "typed_through_hits": counters["typedThroughHits"],
+        "seconds": round(elapsed, 1), "max_tokens": args.max_tokens, "in_flight": args.in_flight,
     }))
 
 
@@ -195,8 +199,7 @@ def shadow(args):
         "maxTokens": args.max_tokens, "n": 1, "rank": "none"})
     wait(server, "both models ready",
          lambda s: s["state"] == "ready" and (s.get("candidate") or {}).get("state") == "ready")
-    with gzip.open(os.path.join(cache_root(), "data", "HumanEval.jsonl.gz"), "rt") as f:
-        tasks = [json.loads(line) for line in f][: args.tasks]
+    tasks = humaneval()[: args.tasks]
     telemetry = os.path.join(home, "telemetry.jsonl")
     accepted = 0
     for i, task in enumerate(tasks):
@@ -245,6 +248,7 @@ def main():
     parser.add_argument("--swap-to", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--candidate", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--in-flight", type=int, default=4)
     parser.add_argument("--tasks", type=int, default=60)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--svg", default=None, help="shadow: also write the stats chart here")
