@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
 use codegen_engine::{Engine, EngineConfig};
+use codegen_eval::perturb::{perturb, robust_markdown, robust_rows, Perturbation, VariantOutcome};
 use codegen_eval::run::{engine_ranked_pass_at_1, generate_humaneval, HumanEvalRun, Sampling};
 use codegen_eval::{
     evaluate_with_progress, load_problems, read_samples, results_path, task_records, write_results,
@@ -93,8 +94,45 @@ pub struct HumanEvalArgs {
     /// (top-p from --top-p); with one sample the default is greedy.
     #[arg(long)]
     pub rank: bool,
+    /// Robustness (ReCode-style): also run --seeds perturbed variants of
+    /// every task and report nominal and robust pass@1 (a task counts only
+    /// if all its variants pass) and the robust drop, greedy and (with
+    /// --rank) ranked. Each variant gets its own folder under --out
+    /// (nominal/, KIND-seedS/) with the usual report; robust-KIND.md and
+    /// robust-KIND.json sum up. Runs of several kinds can share one --out
+    /// (with --resume the nominal run is reused). With --n above 1 the
+    /// first sample is greedy.
+    #[arg(long, value_enum)]
+    pub perturb: Option<PerturbArg>,
+    /// Perturbed variants per task (seeds 0..S), with --perturb.
+    #[arg(long, default_value_t = 5, requires = "perturb", value_name = "S")]
+    pub seeds: u64,
     #[command(flatten)]
     pub eval: EvalArgs,
+}
+
+/// Perturbations of `--perturb`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PerturbArg {
+    /// Typos, case changes and synonym swaps in the docstring's prose.
+    Docstring,
+    /// The entry point renamed consistently (tests included).
+    FunctionName,
+    /// Dead code inserted, variables renamed, `range(n)` as `range(0, n)`.
+    Syntax,
+    /// Indentation width, line breaks in the signature, blank lines.
+    Format,
+}
+
+impl PerturbArg {
+    fn kind(self) -> Perturbation {
+        match self {
+            PerturbArg::Docstring => Perturbation::Docstring,
+            PerturbArg::FunctionName => Perturbation::FunctionName,
+            PerturbArg::Syntax => Perturbation::Syntax,
+            PerturbArg::Format => Perturbation::Format,
+        }
+    }
 }
 
 pub(crate) fn bar(total: u64, what: &str) -> ProgressBar {
@@ -196,6 +234,9 @@ fn select<'a>(problems: &'a [Problem], args: &HumanEvalArgs) -> Result<Vec<&'a P
 }
 
 pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
+    if let Some(perturb) = args.perturb {
+        return humaneval_perturbed(args, perturb.kind());
+    }
     crate::configure_runtime(args.model.threads);
     let format = match args.format {
         FormatArg::Chat => PromptFormat::Chat,
@@ -409,4 +450,164 @@ fn display_outputs(outputs: &codegen_eval::RunOutputs) -> String {
     .map(|p| p.display().to_string())
     .collect::<Vec<_>>()
     .join(", ")
+}
+
+/// `bench humaneval --perturb KIND --seeds S`: the nominal run and S
+/// perturbed runs, each a normal run in its own folder, then the
+/// robustness summary.
+fn humaneval_perturbed(args: HumanEvalArgs, kind: Perturbation) -> Result<()> {
+    crate::configure_runtime(args.model.threads);
+    if args.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let format = match args.format {
+        FormatArg::Chat => PromptFormat::Chat,
+        FormatArg::Continuation => PromptFormat::Continuation,
+    };
+    let store = Store::from_env();
+    let problems_file = problems_path(&store, &args.eval)?;
+    let all_problems = load_problems(&problems_file)?;
+    let problems: Vec<Problem> = select(&all_problems, &args)?.into_iter().cloned().collect();
+    let sandbox = sandbox(&args.eval)?;
+    let device = args.model.device.kind().open()?;
+    let model = crate::input::load_model(&store, &args.model, &device)?;
+    let (name, path) = (model.name.clone(), model.path.clone());
+    let engine = Engine::spawn(EngineConfig::default()).context("cannot start the engine")?;
+    engine.set_model(Some(Arc::new(model)));
+    let n = args.sampling.n.max(1);
+    let temperature = args
+        .sampling
+        .temperature
+        .unwrap_or(if n > 1 { 0.8 } else { 0.0 });
+    let sampling = Sampling {
+        n,
+        temperature,
+        first_greedy: n > 1,
+        top_p: args.sampling.top_p,
+        top_k: args.sampling.top_k,
+        seed: args.sampling.seed,
+        max_tokens: args.max_tokens,
+    };
+    let mut variants: Vec<(String, Vec<Problem>)> = vec![("nominal".into(), problems.clone())];
+    for seed in 0..args.seeds {
+        variants.push((
+            format!("{}-seed{seed}", kind.as_str()),
+            problems.iter().map(|p| perturb(p, kind, seed)).collect(),
+        ));
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let wall = Instant::now();
+    let cfg = eval_config(&args.eval, true);
+    let total = (variants.len() * problems.len()) as u64;
+    let progress = bar(total, "generating");
+    let mut outcomes = Vec::new();
+    for (idx, (variant, variant_problems)) in variants.iter().enumerate() {
+        let dir = args.out.join(variant);
+        let samples_path = samples_file(&dir, args.resume)?;
+        let run = HumanEvalRun {
+            format,
+            sampling: sampling.clone(),
+            rank: args.rank,
+            samples_path: samples_path.clone(),
+        };
+        let refs: Vec<&Problem> = variant_problems.iter().collect();
+        let offset = (idx * problems.len()) as u64;
+        let variant_start = Instant::now();
+        generate_humaneval(&run, &refs, &engine, &|done, _| {
+            progress.set_position(offset + done as u64)
+        })?;
+        let samples = read_samples(&samples_path)?;
+        let report =
+            evaluate_with_progress(&samples, variant_problems, &cfg, &sandbox, &|_, _| {})?;
+        write_results(results_path(&samples_path), &samples, &report)?;
+        let settings = RunSettings {
+            model: format!(
+                "{name} ({})",
+                path.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            prompt_format: format.as_str().into(),
+            samples_per_task: n,
+            temperature: codegen_eval::f32_setting(temperature),
+            top_p: codegen_eval::f32_setting(args.sampling.top_p),
+            max_tokens: args.max_tokens,
+            seed: args.sampling.seed,
+            timeout_s: cfg.timeout_s,
+            ks: cfg.ks.clone(),
+            workers: cfg.workers,
+            extra: vec![
+                ("variant".into(), variant.clone()),
+                ("device".into(), args.model.device.as_str().to_string()),
+                ("problems".into(), problems_file.display().to_string()),
+            ],
+        };
+        let run_report = RunReport::new(
+            settings,
+            task_records(&samples, &report),
+            variant_start.elapsed().as_secs_f64(),
+        );
+        write_run_outputs(&dir, &run_report)?;
+        outcomes.push(VariantOutcome::from_samples(
+            variant.clone(),
+            &samples,
+            &report,
+            args.rank,
+        ));
+    }
+    progress.finish_and_clear();
+    drop(engine);
+    let rows = robust_rows(&outcomes[0], &outcomes[1..]);
+    let mut md = robust_markdown(kind, args.seeds, &rows);
+    let selection = if !args.tasks.is_empty() {
+        format!(" --tasks {}", args.tasks.join(","))
+    } else {
+        args.limit
+            .map(|l| format!(" --limit {l}"))
+            .unwrap_or_default()
+    };
+    md.push_str(&format!(
+        "\nModel {name}, {} prompt, {n} sample(s) per task{}, temperature {temperature}, max tokens {}, {} tasks; wall {:.0} s. Each variant's run (samples, results, report) is in its folder.\n\nRun again: `codegen bench humaneval --model {name} --format {}{selection} --perturb {} --seeds {}{}{} --max-tokens {}`\n",
+        format.as_str(),
+        if n > 1 { " (the first greedy)" } else { "" },
+        args.max_tokens,
+        problems.len(),
+        wall.elapsed().as_secs_f64(),
+        format.as_str(),
+        kind.as_str(),
+        args.seeds,
+        if n > 1 { format!(" --n {n}") } else { String::new() },
+        if args.rank { " --rank" } else { "" },
+        args.max_tokens,
+    ));
+    let md_path = args.out.join(format!("robust-{}.md", kind.as_str()));
+    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    let json = serde_json::json!({
+        "model": name,
+        "format": format.as_str(),
+        "perturbation": kind.as_str(),
+        "seeds": args.seeds,
+        "tasks": problems.len(),
+        "samples_per_task": n,
+        "temperature": codegen_eval::f32_setting(temperature),
+        "max_tokens": args.max_tokens,
+        "rows": rows,
+        "wall_seconds": codegen_eval::round_to(wall.elapsed().as_secs_f64(), 1),
+        "out": args.out,
+    });
+    let json_path = args.out.join(format!("robust-{}.json", kind.as_str()));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    eprintln!(
+        "codegen: wrote {} and {}",
+        md_path.display(),
+        json_path.display()
+    );
+    if args.eval.json {
+        println!("{json}");
+    } else {
+        println!("{md}");
+    }
+    Ok(())
 }

@@ -25,6 +25,18 @@ pub struct LspArgs {
     /// file is validated before it serves, and one that fails never serves.
     #[arg(long)]
     pub force: bool,
+    /// Draw samples from a remote engine instead of the local model:
+    /// `http://HOST:PORT` (OpenAI-compatible: vLLM, TGI, `codegen serve`),
+    /// `llama-server+http://HOST:PORT` (its /infill) or
+    /// `ollama+http://HOST:PORT`. Context, post-processing and ranking stay
+    /// local; the local --model gives the tokenizer. The key, if any, comes
+    /// from CODEGEN_BACKEND_KEY.
+    #[arg(long, value_name = "URL")]
+    pub backend: Option<String>,
+    /// The model to ask the remote engine for (default: the server's first
+    /// model; Ollama needs one).
+    #[arg(long, value_name = "NAME")]
+    pub backend_model: Option<String>,
 }
 
 /// Serves until `exit`; the process exits with 0 after `shutdown` then
@@ -37,8 +49,15 @@ pub fn run(args: LspArgs) -> Result<()> {
         draft_model: args.model.draft.clone(),
         device: args.model.device.as_str().to_string(),
         threads: args.model.threads,
+        backend: args.backend.clone(),
+        backend_model: args.backend_model.clone(),
         ..Settings::default()
     };
+    if let Some(backend) = &args.backend {
+        codegen_engine::RemoteConfig::parse(backend)?;
+        // All model work is remote: nothing is prefilled here.
+        options.engine.prefill_chunk = usize::MAX;
+    }
     options.resolve_model = Arc::new(|spec, progress: ProgressSink| {
         // The editor shows the download; a bar on stderr would only fill the log.
         let mut config = StoreConfig::from_env();
@@ -55,7 +74,8 @@ pub fn run(args: LspArgs) -> Result<()> {
     options.default_draft = Arc::new(|name: &str| {
         crate::input::default_draft(&Store::new(StoreConfig::from_env()), name)
     });
-    if !args.force {
+    // With a backend the local file only tokenizes; it is not validated.
+    if !args.force && args.backend.is_none() {
         options.gate = Some(Arc::new(crate::validate_cmd::gate_for_serving));
     }
     // A user manifest that changes (or appears) reloads the model: the

@@ -1,15 +1,18 @@
 //! The `codegen` binary: thin glue over the library crates. Commands:
-//! `complete`, `model`, `bench`, `lsp`, `sandbox`, `stats`. With `--json`,
+//! `complete`, `model`, `bench`, `eval`, `lsp`, `sandbox`, `stats`. With `--json`,
 //! stdout carries JSON only; people's output goes to stderr or is left out.
 
+mod behavior_cmd;
 mod bench_eval;
 mod bench_infill;
+mod bench_serve;
 mod bench_speed;
 mod complete;
 mod input;
 mod lsp_cmd;
 mod model_cmd;
 mod sandbox_cmd;
+mod serve_cmd;
 mod stats_chart;
 mod stats_cmd;
 mod validate_cmd;
@@ -43,11 +46,27 @@ enum Command {
     Bench(BenchCommand),
     /// Run the language server on stdin/stdout (inline completions over LSP).
     Lsp(lsp_cmd::LspArgs),
+    /// Serve completions over HTTP (OpenAI-compatible /v1/completions,
+    /// /infill, /health, /metrics), batching concurrent requests.
+    Serve(serve_cmd::ServeArgs),
     /// Run untrusted Python code in the sandbox.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Behavioural tests of completions (minimum functionality, invariance, directional).
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Acceptance rate and latency percentiles of suggestions, per model and language.
     Stats(stats_cmd::StatsArgs),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Run a behavioural suite (models/behavior): each case's completion must
+    /// parse and pass its checks (MFT), keep its outcome under invariance
+    /// transformations (INV) and move only the expected way under
+    /// directional changes (DIR); report failure rates per test type and
+    /// capability.
+    Behavior(behavior_cmd::BehaviorArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,6 +87,9 @@ enum BenchCommand {
     /// Fill-in-the-middle tasks built from HumanEval (single-line, multi-line,
     /// random-span) through the editor's path; pass@1 and exact match.
     Infill(bench_infill::InfillArgs),
+    /// Replay editor traffic from N concurrent users against `codegen serve`:
+    /// throughput, latency percentiles, errors.
+    Serve(bench_serve::ServeBenchArgs),
     /// Render a finished run's report and chart again from its results.json
     /// (after the report format changed).
     Report(bench_eval::ReportArgs),
@@ -208,13 +230,16 @@ fn main() -> ExitCode {
         Command::Complete(args) => complete::run(args),
         Command::Model(cmd) => model_cmd::run(cmd),
         Command::Lsp(args) => lsp_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
         Command::Stats(args) => stats_cmd::run(args),
+        Command::Eval(EvalCommand::Behavior(args)) => behavior_cmd::run(args),
         Command::Sandbox(SandboxCommand::Run(args)) => sandbox_cmd::run(args),
         Command::Bench(BenchCommand::Speed(args)) => bench_speed::run(args),
         Command::Bench(BenchCommand::Evaluate(args)) => bench_eval::evaluate(args),
         Command::Bench(BenchCommand::Humaneval(args)) => bench_eval::humaneval(args),
         Command::Bench(BenchCommand::Infill(args)) => bench_infill::run(args),
         Command::Bench(BenchCommand::Report(args)) => bench_eval::report(args),
+        Command::Bench(BenchCommand::Serve(args)) => bench_serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,7 +29,8 @@ pub enum ModelCommand {
         name: Option<String>,
     },
     /// Check a model before it serves: its checksum, GGUF structure and
-    /// tokenizer, the must-pass completion suite (models/validation/), and
+    /// tokenizer, the must-pass completion suite (the cases of
+    /// models/behavior/ marked must_pass), and
     /// prefill and greedy decode speed against the manifest's reference
     /// figures; writes a record to <cache>/validation/<sha256>.json. Exits 1
     /// when a check fails.

@@ -44,6 +44,7 @@ pub struct StatsArgs {
     /// Drift check: the recent window, compared with the baseline before it.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1d")]
     pub window: Duration,
+    /// Drift check: the baseline window, which ends where the recent one starts.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "7d")]
     pub baseline: Duration,
 }

@@ -1,8 +1,10 @@
 //! `codegen model validate`: checks a model before it serves. The file's
 //! checksum (against its manifest when it has one), its GGUF structure (it
-//! loads), a tokenizer round trip, and the must-pass suite in
-//! `models/validation/` (one TOML file per case: a document with `$0` at the
-//! cursor, its language, and optional Python asserts): each completion must
+//! loads), a tokenizer round trip, and the must-pass suite: the minimum
+//! functionality cases of the behavioural suite (`models/behavior/`, one TOML
+//! file per case: a document with `$0` at the cursor, its language, optional
+//! Python asserts) marked `must_pass = true`, embedded by `build.rs`. Each
+//! completion must
 //! leave the document free of syntax errors and, with asserts, pass them in
 //! the sandbox; and prefill and greedy decode speed, which must reach
 //! [`SPEED_BUDGET`] of the manifest's reference figures (best of three short

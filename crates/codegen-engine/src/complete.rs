@@ -17,6 +17,7 @@ use codegen_model::{
 use crate::batch::{encode_template, MODEL_MARKERS};
 use crate::document::Document;
 use crate::registry::LoadedModel;
+use crate::remote::RemotePrompt;
 use crate::EngineError;
 
 /// How candidates are ordered.
@@ -255,6 +256,8 @@ pub struct BuiltPrompt {
     pub notes: Vec<String>,
     pub(crate) healing: Healing,
     stop_strings: Vec<String>,
+    /// The same prompt as text pieces, for a remote backend.
+    pub remote: RemotePrompt,
 }
 
 /// The samples of a request and what they cost.
@@ -387,6 +390,11 @@ pub fn build_prompt_tokens(
             notes: Vec::new(),
             healing: Healing::None,
             stop_strings: stop_strings.clone(),
+            remote: RemotePrompt {
+                rendered: text.clone(),
+                template: true,
+                ..RemotePrompt::default()
+            },
         });
     }
     let cfg = &req.settings.prompt;
@@ -443,6 +451,14 @@ pub fn build_prompt_tokens(
         Healing::Healed(prefix.split_off(kept))
     };
     let special = tokenizer.special();
+    let remote = remote_prompt(
+        &prefix,
+        &suffix,
+        &snippets,
+        &req.path,
+        fim,
+        special.file_sep.is_some(),
+    );
     let mut pieces = Vec::new();
     if fim || !snippets.is_empty() {
         let need = |id: Option<u32>, name| id.ok_or(EngineError::MissingSpecialToken(name));
@@ -503,7 +519,49 @@ pub fn build_prompt_tokens(
         notes,
         healing,
         stop_strings,
+        remote,
     })
+}
+
+/// The prompt as text for a remote engine: the same pieces as the tokens,
+/// special tokens written out (what an OpenAI-compatible server parses).
+fn remote_prompt(
+    prefix: &str,
+    suffix: &str,
+    snippets: &[codegen_context::Snippet],
+    path: &str,
+    fim: bool,
+    has_file_sep: bool,
+) -> RemotePrompt {
+    let mut rendered = String::new();
+    if has_file_sep && !snippets.is_empty() {
+        for snippet in snippets {
+            rendered.push_str(&format!("<|file_sep|>{}\n{}\n", snippet.path, snippet.text));
+        }
+        rendered.push_str(&format!("<|file_sep|>{path}\n"));
+    }
+    if fim {
+        rendered.push_str(&format!(
+            "<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
+        ));
+    } else {
+        rendered.push_str(prefix);
+    }
+    RemotePrompt {
+        prefix: prefix.to_string(),
+        suffix: if fim {
+            suffix.to_string()
+        } else {
+            String::new()
+        },
+        snippets: snippets
+            .iter()
+            .map(|s| (s.path.clone(), s.text.clone()))
+            .collect(),
+        rendered,
+        fim,
+        template: false,
+    }
 }
 
 /// The text to insert, from what the model wrote.
@@ -573,7 +631,10 @@ pub fn generate_candidates(
         last_kept[idx] = kept;
         stalled
     };
-    let generations = if n == 1 {
+    let generations = if let Some(remote) = &model.remote {
+        // A remote engine draws the samples; the rest stays here.
+        remote.sample(&prompt.remote, &configs, cancel)?
+    } else if n == 1 {
         // One sample streams from the session itself.
         let mut text_so_far = String::new();
         vec![generate(

@@ -17,6 +17,7 @@ mod complete;
 mod document;
 mod ranking;
 mod registry;
+mod remote;
 mod typed_through;
 mod worker;
 
@@ -30,6 +31,7 @@ pub use complete::{
 pub use document::Document;
 pub use ranking::{function_being_written, RankOutcome, Ranker};
 pub use registry::{LoadedModel, ModelRegistry};
+pub use remote::{RemoteBackend, RemoteConfig, RemoteHealth, RemoteKind, RemotePrompt};
 pub use typed_through::{TypedThrough, TypedThroughCache};
 pub use worker::{
     CounterSnapshot, Counters, Engine, EngineConfig, JobError, JobHandle, JobOptions,
@@ -47,6 +49,9 @@ pub enum EngineError {
     MissingSpecialToken(&'static str),
     #[error("the draft model does not share the model's tokenizer: {0}")]
     DraftMismatch(String),
+    /// The remote backend failed (down, timed out, refused the request).
+    #[error("{0}")]
+    Remote(String),
 }
 
 #[cfg(test)]

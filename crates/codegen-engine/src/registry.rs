@@ -6,6 +6,7 @@ use std::time::Instant;
 use candle_core::Device;
 use codegen_model::{Model, Tokenizer};
 
+use crate::remote::RemoteBackend;
 use crate::EngineError;
 
 /// A model and its tokenizer, immutable and shared.
@@ -22,6 +23,10 @@ pub struct LoadedModel {
     pub draft_tokens: usize,
     /// Tokens of context the draft sees.
     pub draft_context_tokens: usize,
+    /// Samples come from this remote engine instead of the local weights
+    /// (which then only give the tokenizer and the context length for
+    /// prompt budgets); see [`LoadedModel::with_remote`].
+    pub remote: Option<Arc<RemoteBackend>>,
 }
 
 impl AsRef<Model> for LoadedModel {
@@ -43,7 +48,16 @@ impl LoadedModel {
             draft: None,
             draft_tokens: codegen_model::DEFAULT_DRAFT_MODEL_TOKENS,
             draft_context_tokens: codegen_model::DEFAULT_DRAFT_CONTEXT_TOKENS,
+            remote: None,
         })
+    }
+
+    /// Draws samples from `backend` instead of the local weights: prompts,
+    /// post-processing and ranking stay local. The engine that serves it
+    /// must not prefill locally (`EngineConfig::prefill_chunk = usize::MAX`).
+    pub fn with_remote(mut self, backend: Arc<RemoteBackend>) -> Self {
+        self.remote = Some(backend);
+        self
     }
 
     /// Pairs this model with a draft for speculative decoding. The two must
@@ -77,6 +91,9 @@ impl LoadedModel {
 
     /// `name` or `name+draft` for replies and logs.
     pub fn display_name(&self) -> String {
+        if let Some(remote) = &self.remote {
+            return format!("{} via {}", self.name, remote.describe());
+        }
         match &self.draft {
             Some(d) => format!("{} (draft {})", self.name, d.name),
             None => self.name.clone(),

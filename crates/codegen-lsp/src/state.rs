@@ -222,6 +222,9 @@ pub(crate) struct ServerState {
     pub model_state: Mutex<ModelState>,
     /// When the last completion request came (for idle retirement).
     pub last_request: Mutex<std::time::Instant>,
+    /// Completion requests waiting for the engine: the model is not idle
+    /// while one runs, however long it takes.
+    pub requests_in_flight: std::sync::atomic::AtomicUsize,
     pub shown: Mutex<ShownLog>,
     pub telemetry: TelemetryLog,
     pub client_supports_progress: AtomicBool,
@@ -273,6 +276,7 @@ impl ServerState {
             last_latency_ms: Mutex::new(None),
             last_ranking: Mutex::new(None),
             last_request: Mutex::new(std::time::Instant::now()),
+            requests_in_flight: std::sync::atomic::AtomicUsize::new(0),
             pending_log: Mutex::new(Vec::new()),
             candidate: Mutex::new(CandidateState::None),
             candidate_generation: AtomicU64::new(0),

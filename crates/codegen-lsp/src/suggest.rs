@@ -63,6 +63,26 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// Counts a request as in flight until it is answered or dropped.
+struct InFlight<'a>(&'a ServerState);
+
+impl<'a> InFlight<'a> {
+    fn new(state: &'a ServerState) -> Self {
+        state
+            .requests_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .requests_in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub(crate) fn debounce(base_ms: u64, typing_interval_ms: Option<f64>) -> Duration {
     if base_ms == 0 {
         return Duration::ZERO;
@@ -190,6 +210,7 @@ pub(crate) async fn suggest(
         }),
     );
     let _cancel_on_drop = CancelOnDrop(handle);
+    let _in_flight = InFlight::new(state);
     let result = reply_rx.await.map_err(|_| Error::internal_error())?;
     // A long request is activity until it ends, not idle time.
     *lock(&state.last_request) = std::time::Instant::now();
@@ -203,7 +224,10 @@ pub(crate) async fn suggest(
             return Err(Error::invalid_params(err.to_string()))
         }
         Err(err) => {
-            if matches!(err, JobError::Engine(codegen_engine::EngineError::Remote(_))) {
+            if matches!(
+                err,
+                JobError::Engine(codegen_engine::EngineError::Remote(_))
+            ) {
                 // The editor shows the backend as down.
                 state.send_status().await;
             }

@@ -37,7 +37,7 @@ import { describeModel, parseModelList } from './models';
 import { DownloadProgress, ProgressSink } from './progress';
 import { writeTarget } from './scope';
 import { resolveServerPath } from './serverPath';
-import { documentSelector, languages, RESTART_SETTINGS, toServerSettings } from './settings';
+import { backendArgs, documentSelector, languages, RESTART_SETTINGS, toServerSettings } from './settings';
 import { render, StatusModel } from './status';
 import { lspInlineTriggerKind } from './trigger';
 
@@ -360,7 +360,7 @@ export class Codegen implements vscode.Disposable {
     this.serverPath = resolved.path;
     const serverOptions: ServerOptions = {
       command: resolved.path,
-      args: ['lsp'],
+      args: ['lsp', ...backendArgs((key) => cfg.get(key))],
       transport: TransportKind.stdio,
     };
     let client: LanguageClient | undefined;

@@ -7,6 +7,10 @@ export interface ServerSettings {
   model?: string;
   /** Draft model for speculative decoding (a name, path or hf: reference), or `none`. */
   draftModel?: string;
+  /** A remote engine that draws the samples: `[openai+|llama-server+|ollama+]http://HOST:PORT`. */
+  backend?: string;
+  /** The model to ask the remote engine for (Ollama needs one). */
+  backendModel?: string;
   /** Seconds without requests before the server releases the model (0: never). */
   idleUnloadSecs?: number;
   /** A candidate model that runs in shadow and serves a rollout share of documents. */
@@ -59,7 +63,7 @@ export const DEFAULT_LANGUAGES = [
 export const CLIENT_SETTINGS = ['serverPath', 'trace.server', 'triggerMode', 'enable'];
 
 /** Settings that only take effect when the server is started again. */
-export const RESTART_SETTINGS = ['serverPath', 'languages'];
+export const RESTART_SETTINGS = ['serverPath', 'languages', 'backend', 'backendModel'];
 
 const DEVICES = ['cpu', 'cuda', 'metal'];
 const RANK_POLICIES: RankPolicy[] = ['auto', 'logprob', 'none'];
@@ -98,12 +102,29 @@ export function languages(read: SettingReader): string[] {
  * left out so the server's own defaults apply (an empty model is the default model, 0 threads
  * is all cores).
  */
+/**
+ * Command-line flags for `codegen lsp` from `codegen.backend` / `codegen.backendModel`: with a
+ * remote backend the server does no model work itself (no local prefill, no validation).
+ */
+export function backendArgs(read: SettingReader): string[] {
+  const backend = nonEmptyString(read('backend'));
+  if (backend === undefined) return [];
+  const args = ['--backend', backend];
+  const model = nonEmptyString(read('backendModel'));
+  if (model !== undefined) args.push('--backend-model', model);
+  return args;
+}
+
 export function toServerSettings(read: SettingReader): ServerSettings {
   const settings: ServerSettings = { enabled: read('enabled') !== false };
   const model = nonEmptyString(read('model'));
   if (model !== undefined) settings.model = model;
   const draftModel = nonEmptyString(read('draftModel'));
   if (draftModel !== undefined) settings.draftModel = draftModel;
+  const backend = nonEmptyString(read('backend'));
+  if (backend !== undefined) settings.backend = backend;
+  const backendModel = nonEmptyString(read('backendModel'));
+  if (backendModel !== undefined) settings.backendModel = backendModel;
   const idle = int(read('idleUnloadSecs'), 0);
   if (idle !== undefined) settings.idleUnloadSecs = idle;
   const shadowModel = nonEmptyString(read('shadowModel'));

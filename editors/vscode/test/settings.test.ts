@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLIENT_SETTINGS, DEFAULT_LANGUAGES, documentSelector, toServerSettings } from '../src/settings';
+import { backendArgs, CLIENT_SETTINGS, DEFAULT_LANGUAGES, documentSelector, toServerSettings } from '../src/settings';
 
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8'));
 
@@ -158,4 +158,16 @@ test('document selector: files and untitled buffers per language', () => {
     { scheme: 'file', language: 'python' },
     { scheme: 'untitled', language: 'python' },
   ]);
+});
+
+test('a remote backend goes on the server command line too', () => {
+  assert.deepEqual(backendArgs(reader({})), []);
+  assert.deepEqual(backendArgs(reader({ backend: '  ' })), []);
+  assert.deepEqual(backendArgs(reader({ backend: 'ollama+http://gpu:11434', backendModel: 'qwen2.5-coder:1.5b-base' })), [
+    '--backend',
+    'ollama+http://gpu:11434',
+    '--backend-model',
+    'qwen2.5-coder:1.5b-base',
+  ]);
+  assert.equal(toServerSettings(reader({ backend: 'http://gpu:8000' })).backend, 'http://gpu:8000');
 });

@@ -47,7 +47,7 @@ M.defaults = {
 
 --- Server setting names, as the server spells them.
 M.setting_names = {
-  'model', 'draftModel', 'idleUnloadSecs', 'shadowModel', 'shadowPercent', 'rolloutPercent', 'device', 'threads', 'maxTokens', 'temperature', 'n', 'nAutomatic', 'rank', 'rankBudgetMs',
+  'model', 'draftModel', 'backend', 'backendModel', 'idleUnloadSecs', 'shadowModel', 'shadowPercent', 'rolloutPercent', 'device', 'threads', 'maxTokens', 'temperature', 'n', 'nAutomatic', 'rank', 'rankBudgetMs',
   'debounceMs', 'timeBudgetMs', 'maxPrefixTokens', 'maxSuffixTokens', 'languages', 'enabled',
 }
 

@@ -275,9 +275,24 @@ function M._lsp_config(cfg)
   return lsp_config(cfg)
 end
 
+--- The server command; `settings.backend` (a remote engine) also goes on the command line, so
+--- the server does no model work itself.
+local function server_cmd(cfg)
+  local cmd = vim.list_extend({}, cfg.cmd)
+  local backend = (cfg.settings or {}).backend
+  if type(backend) == 'string' and backend ~= '' then
+    vim.list_extend(cmd, { '--backend', backend })
+    local model = cfg.settings.backendModel
+    if type(model) == 'string' and model ~= '' then
+      vim.list_extend(cmd, { '--backend-model', model })
+    end
+  end
+  return cmd
+end
+
 function lsp_config(cfg)
   return {
-    cmd = cfg.cmd,
+    cmd = server_cmd(cfg),
     root_markers = cfg.root_markers,
     init_options = settings_for(cfg),
     settings = { codegen = settings_for(cfg) },
