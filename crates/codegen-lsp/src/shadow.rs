@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use codegen_engine::{CompletionRequest, JobOptions, RankedCompletion};
+use codegen_engine::{CompletionRequest, Document, JobOptions, RankedCompletion};
 use tower_lsp_server::ls_types::MessageType;
 
 use crate::monitor::{drift, DriftKind};
@@ -136,6 +136,17 @@ pub(crate) fn start_loading_candidate(state: Arc<ServerState>) {
     });
 }
 
+/// Syntax problems `text` adds at `cursor` (`None`: a language without a
+/// parser). The ranker computes it too, but not under every policy.
+pub(crate) fn syntax_delta(doc: &Document, cursor: usize, text: &str) -> Option<i64> {
+    match doc {
+        Document::Parsed(parsed) => {
+            Some(codegen_context::syntax_check(parsed, cursor, text).delta())
+        }
+        Document::Plain(_) => None,
+    }
+}
+
 /// The context kind of a reply, for telemetry (`fim/single_line`).
 pub(crate) fn context_kind(outcome: &RankedCompletion) -> String {
     format!(
@@ -175,6 +186,7 @@ pub(crate) fn maybe_shadow(
     let primary_logprob = primary_best.map(|c| c.features.mean_logprob);
     let primary_name = primary.model.clone();
     let primary_ms = primary.run_secs * 1000.0;
+    let (doc, cursor) = (request.doc.clone(), request.cursor);
     let (tx, rx) = tokio::sync::oneshot::channel();
     state.engine.submit_with(
         request,
@@ -199,7 +211,13 @@ pub(crate) fn maybe_shadow(
             primary: primary_name,
             agree_exact: best.is_some() && text == primary_text,
             agree_first_line: best.is_some() && first_line(text) == first_line(&primary_text),
-            syntax_ok: best.and_then(|c| c.features.syntax_delta).map(|d| d <= 0),
+            syntax_ok: best
+                .and_then(|c| {
+                    c.features
+                        .syntax_delta
+                        .or_else(|| syntax_delta(&doc, cursor, &c.text))
+                })
+                .map(|d| d <= 0),
             mean_logprob: best
                 .map(|c| c.features.mean_logprob)
                 .filter(|x| x.is_finite()),

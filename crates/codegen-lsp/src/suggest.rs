@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use codegen_context::position::{LineIndex, Position as ContextPosition};
 use codegen_engine::{
-    CompletionRequest, JobError, JobHandle, JobOptions, PromptFormat, RankedCompletion,
+    CompletionRequest, Document, JobError, JobHandle, JobOptions, PromptFormat, RankedCompletion,
 };
 use serde_json::json;
 use tower_lsp_server::jsonrpc::{Error, Result};
@@ -236,7 +236,7 @@ pub(crate) async fn suggest(
             return Err(error);
         }
     };
-    let rank = rank_record(&outcome);
+    let rank = rank_record(&outcome, &doc, cursor);
     *lock(&state.last_ranking) = Some(last_ranking_json(&outcome));
     // In the engine's order: cycling shows the next best.
     let texts: Vec<String> = outcome.suggestions.iter().map(|s| s.text.clone()).collect();
@@ -324,7 +324,7 @@ pub(crate) async fn suggest(
 }
 
 /// How the shown (first) suggestion was chosen, for telemetry.
-fn rank_record(outcome: &RankedCompletion) -> RankRecord {
+fn rank_record(outcome: &RankedCompletion, doc: &Document, cursor: usize) -> RankRecord {
     let chosen = outcome.suggestions.first();
     RankRecord {
         policy: outcome.rank.policy.to_string(),
@@ -333,7 +333,11 @@ fn rank_record(outcome: &RankedCompletion) -> RankRecord {
         ran_examples: outcome.rank.ran_code,
         examples_passed: chosen.map_or(0, |c| c.features.examples_passed),
         examples_total: chosen.map_or(0, |c| c.features.examples_total),
-        syntax_delta: chosen.and_then(|c| c.features.syntax_delta),
+        syntax_delta: chosen.and_then(|c| {
+            c.features
+                .syntax_delta
+                .or_else(|| crate::shadow::syntax_delta(doc, cursor, &c.text))
+        }),
         mean_logprob: chosen.map_or(f32::NAN, |c| c.features.mean_logprob),
     }
 }

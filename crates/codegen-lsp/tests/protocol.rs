@@ -1227,6 +1227,8 @@ async fn a_shadow_candidate_runs_in_the_background_and_a_rollout_serves_its_shar
         assert_eq!(shadow["model"], "tiny-c", "{shadow}");
         assert_eq!(shadow["shadow"]["primary"], "tiny", "{shadow}");
         assert!(shadow["shadow"]["latency_ms"].as_f64().unwrap() > 0.0);
+        // Syntax is checked whatever the ranking policy.
+        assert!(shadow["shadow"]["syntax_ok"].is_boolean(), "{shadow}");
         assert!(shadow["prompt_tokens"].as_u64().unwrap() > 0);
         assert!(shown_ids.contains(&shadow["id"]), "{shadow} {shown_ids:?}");
     }
