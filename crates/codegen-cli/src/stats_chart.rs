@@ -2,6 +2,7 @@
 //! (replies, acceptance rate, empty-suggestion rate, p95 latency), drawn
 //! with plotters' SVG backend. A drawing error becomes a chart that says so.
 
+use codegen_eval::chart::{svg, DrawResult};
 use codegen_lsp::monitor::Series;
 use plotters::prelude::*;
 
@@ -10,31 +11,9 @@ const ORANGE: RGBColor = RGBColor(0xf5, 0x85, 0x18);
 const GREEN: RGBColor = RGBColor(0x54, 0xa2, 0x4b);
 const RED: RGBColor = RGBColor(0xe4, 0x57, 0x56);
 
-type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
-
 /// The SVG document of `series`; `source` names the telemetry file.
 pub fn trends_svg(series: &Series, source: &str) -> String {
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, (900, 820)).into_drawing_area();
-        let drawn = root
-            .fill(&WHITE)
-            .map_err(Into::into)
-            .and_then(|()| draw(&root, series, source));
-        if let Err(err) = drawn {
-            let _ = root.fill(&WHITE);
-            let _ = root.draw(&Text::new(
-                format!("chart unavailable: {err}"),
-                (10, 20),
-                ("sans-serif", 14),
-            ));
-        }
-        let _ = root.present();
-    }
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out
+    svg((900, 820), |root| draw(root, series, source))
 }
 
 fn draw(

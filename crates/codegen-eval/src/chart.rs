@@ -1,4 +1,5 @@
-//! Charts of run reports (`chart.svg`), drawn with plotters' SVG backend.
+//! Charts of run reports (`chart.svg`) and of `codegen stats --svg`, drawn
+//! with plotters' SVG backend.
 //! Drawing never fails a run: an error becomes a chart that says so.
 
 use plotters::coord::Shift;
@@ -15,7 +16,7 @@ const COLORS: [RGBColor; 4] = [
 const PASSED: RGBColor = RGBColor(0x54, 0xa2, 0x4b);
 const FAILED: RGBColor = RGBColor(0xe4, 0x57, 0x56);
 
-type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
+pub type DrawResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Bars grouped along x (e.g. modes), one bar per series (e.g. policies)
 /// in each group; `values[series][group]`, `None` where a series has no
@@ -31,8 +32,9 @@ pub(crate) struct GroupedBars<'a> {
     pub y_max: f64,
 }
 
-/// Renders `draw` into an SVG document of `size` pixels.
-fn svg(
+/// Renders `draw` into an SVG document of `size` pixels; a drawing error
+/// becomes a chart that says so.
+pub fn svg(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> DrawResult<()>,
 ) -> String {

@@ -71,7 +71,7 @@
 //! print to stdout (the CLI does).
 
 pub mod behavior;
-mod chart;
+pub mod chart;
 mod data;
 mod evaluate;
 pub mod infill;

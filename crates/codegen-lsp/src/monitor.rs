@@ -452,6 +452,33 @@ fn top(mix: &BTreeMap<String, usize>) -> String {
         .join(", ")
 }
 
+/// When each suggestion was shown: an acceptance counts for the window
+/// (or bucket) its suggestion was shown in, not the one it came in.
+struct ShownAt<'a>(BTreeMap<&'a str, u64>);
+
+impl<'a> ShownAt<'a> {
+    fn new(events: &'a [TelemetryEvent]) -> Self {
+        ShownAt(
+            events
+                .iter()
+                .filter(|e| e.event == EventKind::Shown)
+                .map(|e| (e.id.as_str(), e.ts_ms))
+                .collect(),
+        )
+    }
+
+    fn time_of(&self, event: &TelemetryEvent) -> u64 {
+        match event.event {
+            EventKind::Accepted | EventKind::Partial => self
+                .0
+                .get(event.id.as_str())
+                .copied()
+                .unwrap_or(event.ts_ms),
+            _ => event.ts_ms,
+        }
+    }
+}
+
 /// Compares the recent window (`config.recent_ms` up to `now_ms`) with the
 /// baseline window before it, on the editor's replies (shown and empty;
 /// shadow runs are not replies).
@@ -459,20 +486,9 @@ pub fn drift(events: &[TelemetryEvent], now_ms: u64, config: &DriftConfig) -> Dr
     let recent_start = now_ms.saturating_sub(config.recent_ms);
     let baseline_start = recent_start.saturating_sub(config.baseline_ms);
     let (mut recent, mut baseline) = (Window::default(), Window::default());
-    // Acceptances count for the window their suggestion was shown in.
-    let shown_at: BTreeMap<&str, u64> = events
-        .iter()
-        .filter(|e| e.event == EventKind::Shown)
-        .map(|e| (e.id.as_str(), e.ts_ms))
-        .collect();
+    let shown_at = ShownAt::new(events);
     for event in events {
-        let ts = match event.event {
-            EventKind::Accepted | EventKind::Partial => shown_at
-                .get(event.id.as_str())
-                .copied()
-                .unwrap_or(event.ts_ms),
-            _ => event.ts_ms,
-        };
+        let ts = shown_at.time_of(event);
         if ts > now_ms {
             continue;
         }
@@ -637,19 +653,9 @@ pub fn series(events: &[TelemetryEvent], start_ms: u64, end_ms: u64) -> Series {
     let n = (end_ms.saturating_sub(start_ms) / bucket_ms + 1) as usize;
     let mut windows: Vec<Window> = (0..n).map(|_| Window::default()).collect();
     let mut shown_ids: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); n];
-    let shown_at: BTreeMap<&str, u64> = events
-        .iter()
-        .filter(|e| e.event == EventKind::Shown)
-        .map(|e| (e.id.as_str(), e.ts_ms))
-        .collect();
+    let shown_at = ShownAt::new(events);
     for event in events {
-        let ts = match event.event {
-            EventKind::Accepted | EventKind::Partial => shown_at
-                .get(event.id.as_str())
-                .copied()
-                .unwrap_or(event.ts_ms),
-            _ => event.ts_ms,
-        };
+        let ts = shown_at.time_of(event);
         if ts < start_ms || ts > end_ms {
             continue;
         }
