@@ -233,6 +233,44 @@ fn select<'a>(problems: &'a [Problem], args: &HumanEvalArgs) -> Result<Vec<&'a P
     Ok(problems.iter().take(n).collect())
 }
 
+/// What a HumanEval run generated with (for its report's settings).
+struct RunShape<'a> {
+    name: &'a str,
+    path: &'a std::path::Path,
+    format: PromptFormat,
+    n: usize,
+    temperature: f32,
+}
+
+/// A run report's settings: the model, sampling and evaluation, and `extra`.
+fn run_settings(
+    args: &HumanEvalArgs,
+    cfg: &EvalConfig,
+    run: RunShape,
+    extra: Vec<(String, String)>,
+) -> RunSettings {
+    RunSettings {
+        model: format!(
+            "{} ({})",
+            run.name,
+            run.path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        prompt_format: run.format.as_str().into(),
+        samples_per_task: run.n,
+        temperature: codegen_eval::f32_setting(run.temperature),
+        top_p: codegen_eval::f32_setting(args.sampling.top_p),
+        max_tokens: args.max_tokens,
+        seed: args.sampling.seed,
+        timeout_s: cfg.timeout_s,
+        ks: cfg.ks.clone(),
+        workers: cfg.workers,
+        extra,
+    }
+}
+
 pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
     if let Some(perturb) = args.perturb {
         return humaneval_perturbed(args, perturb.kind());
@@ -290,23 +328,17 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
         evaluate_with_progress(&samples, &chosen, &cfg, &sandbox, &|_, _| eval_bar.inc(1))?;
     eval_bar.finish_and_clear();
     write_results(results_path(&samples_path), &samples, &report)?;
-    let settings = RunSettings {
-        model: format!(
-            "{name} ({})",
-            path.file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ),
-        prompt_format: format.as_str().into(),
-        samples_per_task: n,
-        temperature: codegen_eval::f32_setting(temperature),
-        top_p: codegen_eval::f32_setting(args.sampling.top_p),
-        max_tokens: args.max_tokens,
-        seed: args.sampling.seed,
-        timeout_s: cfg.timeout_s,
-        ks: cfg.ks.clone(),
-        workers: cfg.workers,
-        extra: vec![
+    let settings = run_settings(
+        &args,
+        &cfg,
+        RunShape {
+            name: &name,
+            path: &path,
+            format,
+            n,
+            temperature,
+        },
+        vec![
             ("device".into(), args.model.device.as_str().to_string()),
             (
                 "draft model (single samples)".into(),
@@ -321,7 +353,7 @@ pub fn humaneval(args: HumanEvalArgs) -> Result<()> {
             ),
             ("problems".into(), problems_file.display().to_string()),
         ],
-    };
+    );
     let ranking = if args.rank {
         let rank_start = Instant::now();
         let passed = codegen_eval::ranking::passed_from_report(&report);
@@ -521,28 +553,22 @@ fn humaneval_perturbed(args: HumanEvalArgs, kind: Perturbation) -> Result<()> {
         let report =
             evaluate_with_progress(&samples, variant_problems, &cfg, &sandbox, &|_, _| {})?;
         write_results(results_path(&samples_path), &samples, &report)?;
-        let settings = RunSettings {
-            model: format!(
-                "{name} ({})",
-                path.file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            ),
-            prompt_format: format.as_str().into(),
-            samples_per_task: n,
-            temperature: codegen_eval::f32_setting(temperature),
-            top_p: codegen_eval::f32_setting(args.sampling.top_p),
-            max_tokens: args.max_tokens,
-            seed: args.sampling.seed,
-            timeout_s: cfg.timeout_s,
-            ks: cfg.ks.clone(),
-            workers: cfg.workers,
-            extra: vec![
+        let settings = run_settings(
+            &args,
+            &cfg,
+            RunShape {
+                name: &name,
+                path: &path,
+                format,
+                n,
+                temperature,
+            },
+            vec![
                 ("variant".into(), variant.clone()),
                 ("device".into(), args.model.device.as_str().to_string()),
                 ("problems".into(), problems_file.display().to_string()),
             ],
-        };
+        );
         let run_report = RunReport::new(
             settings,
             task_records(&samples, &report),

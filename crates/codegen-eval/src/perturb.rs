@@ -22,7 +22,7 @@ use codegen_context::Language;
 use tree_sitter::Node;
 
 use crate::transform::{
-    apply_edits, descendants, node_text, parse, python_quotes, rename_locals_with,
+    apply_edits, descendants, node_text, parse, python_quotes, rename_locals_with, replace_words,
     word_occurrences, Edit, Fixture,
 };
 use crate::Problem;
@@ -112,7 +112,7 @@ pub fn perturb(problem: &Problem, kind: Perturbation, seed: u64) -> Problem {
         Perturbation::FunctionName => {
             let (out, new) = function_name(&program, problem, &mut rng);
             if let Some(new) = new {
-                test = rename_calls_in(&test, &problem.entry_point, &new);
+                test = replace_words(&test, &problem.entry_point, &new);
                 entry_point = new;
             }
             out
@@ -331,18 +331,6 @@ fn docstring(program: &Fixture, entry: &str, rng: &mut Rng) -> Fixture {
         })
         .collect();
     apply_edits(program, edits)
-}
-
-fn rename_calls_in(text: &str, old: &str, new: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for start in word_occurrences(text, old) {
-        out.push_str(&text[last..start]);
-        out.push_str(new);
-        last = start + old.len();
-    }
-    out.push_str(&text[last..]);
-    out
 }
 
 fn camel_case(name: &str) -> String {

@@ -318,7 +318,7 @@ pub(crate) fn word_occurrences(text: &str, word: &str) -> Vec<usize> {
     out
 }
 
-fn replace_words(text: &str, word: &str, new: &str) -> String {
+pub(crate) fn replace_words(text: &str, word: &str, new: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for start in word_occurrences(text, word) {
