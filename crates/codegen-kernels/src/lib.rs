@@ -16,8 +16,9 @@
 //!   process tile-data permission (`arch_prctl(ARCH_REQ_XCOMP_PERM)`,
 //!   requested once); otherwise the best level is AVX-512.
 //! - AVX-512 (F/BW/VL/VNNI): 512-bit kernels for every quantized format
-//!   (`vpdpbusd` on two Q4_0/Q5_0/Q8_0 blocks at a time; 64 K-quant weights
-//!   per register), AVX2 code for F16/F32.
+//!   (Q4_0/Q5_0/Q8_0: four weight rows per register, one 128-bit lane
+//!   each, against up to 8 tokens, `x86_rows4`; 64 K-quant weights per
+//!   register), AVX2 code for F16/F32.
 //! - AVX2 + FMA + F16C: llama.cpp-style 256-bit kernels for every format.
 //! - Scalar: portable fallback (also what aarch64 gets for now).
 //!
@@ -47,6 +48,8 @@ mod scalar;
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_rows4;
 
 #[cfg(test)]
 mod tests;

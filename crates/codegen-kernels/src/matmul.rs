@@ -67,6 +67,11 @@ pub(crate) struct Acts<'a> {
 /// (`n <= tile_for(level)`).
 pub(crate) type DotFn = fn(row: &[u8], acts: &Acts, t0: usize, n: usize, out: &mut [f32; TILE]);
 
+/// A four-row dot kernel: `rows` holds four consecutive weight rows and
+/// `out[r][i] = dot(row r, token t0 + i)` for `i < n` (`n <= TILE`).
+pub(crate) type Dot4Fn =
+    fn(rows: &[u8], acts: &Acts, t0: usize, n: usize, out: &mut [[f32; TILE]; 4]);
+
 /// Reusable buffers for one thread of callers: the quantized activations and
 /// the task list. Grows to the largest call seen, then never allocates.
 #[derive(Default)]
@@ -334,6 +339,7 @@ pub(crate) fn matmul_multi_with(
         }
     }
     let kernels: [DotFn; 8] = std::array::from_fn(|i| select(level, ALL_TYPES[i]));
+    let kernels4: [Option<Dot4Fn>; 8] = std::array::from_fn(|i| select4(level, ALL_TYPES[i]));
     let out_ptrs: [OutPtr; 8];
     // Up to 8 matrices per call without allocating; more go through a Vec.
     let many: Vec<OutPtr>;
@@ -377,7 +383,11 @@ pub(crate) fn matmul_multi_with(
             unsafe { crate::amx::run_task(w, &amx_acts, n_tokens, t.r0..t.r1, p.ptr, p.len) };
             return;
         }
-        let kernel = kernels[type_index(w.qtype())];
+        let ti = type_index(w.qtype());
+        let kernel = Kernel {
+            one: kernels[ti],
+            four: kernels4[ti],
+        };
         run_task(w, kernel, tile, &acts, n_tokens, t.r0..t.r1, ptrs[t.mat]);
     };
     pool.run(tasks.len(), &run);
@@ -472,6 +482,28 @@ pub(crate) fn select(level: SimdLevel, qtype: QType) -> DotFn {
     }
 }
 
+/// The four-row kernel for a (supported) level and type, if there is one.
+pub(crate) fn select4(level: SimdLevel, qtype: QType) -> Option<Dot4Fn> {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 | SimdLevel::Amx if level.is_supported() => {
+            crate::x86_rows4::select(qtype)
+        }
+        _ => {
+            let _ = qtype;
+            None
+        }
+    }
+}
+
+/// A type's kernels at one level: one row at a time, and four at a time
+/// where the level has that.
+#[derive(Clone, Copy)]
+struct Kernel {
+    one: DotFn,
+    four: Option<Dot4Fn>,
+}
+
 fn quantize_q8_k_at(level: SimdLevel, x: &[f32], qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
     #[cfg(target_arch = "x86_64")]
     if level >= SimdLevel::Avx2 && level.is_supported() {
@@ -495,7 +527,7 @@ fn quantize_q8_0_at(level: SimdLevel, x: &[f32], qs: &mut [i8], d: &mut [f32]) {
 /// Rows `rows` of `w` times every token, written into `out`.
 fn run_task(
     w: &QMatrix,
-    kernel: DotFn,
+    kernel: Kernel,
     tile: usize,
     acts: &Acts,
     n_tokens: usize,
@@ -505,33 +537,57 @@ fn run_task(
     let n_rows = w.rows();
     let rb = w.row_bytes();
     let bytes = w.bytes();
-    let rows_per_block = (ROW_BLOCK_BYTES / rb).max(1);
+    // A multiple of 4, so the four-row kernels cover whole blocks.
+    let rows_per_block = (ROW_BLOCK_BYTES / rb).max(4) / 4 * 4;
     let mut res = [0f32; TILE];
+    let mut res4 = [[0f32; TILE]; 4];
+    let put = |r: usize, t0: usize, vals: &[f32]| {
+        for (i, &v) in vals.iter().enumerate() {
+            let idx = (t0 + i) * n_rows + r;
+            assert!(idx < out.len);
+            // SAFETY: `idx` is in bounds (checked above) and cell
+            // (token, r) belongs to this task alone: tasks cover
+            // disjoint row ranges of each matrix, and `out` is not
+            // otherwise accessed until the pool call returns.
+            unsafe { *out.ptr.add(idx) = v };
+        }
+    };
     let mut b0 = rows.start;
     while b0 < rows.end {
         let b1 = (b0 + rows_per_block).min(rows.end);
         let mut t0 = 0;
         while t0 < n_tokens {
             let n = tile.min(n_tokens - t0);
-            for r in b0..b1 {
+            let mut r = b0;
+            while r < b1 {
+                // Four rows at once where the level has a kernel for it.
+                let step = if kernel.four.is_some() && r + 4 <= b1 {
+                    4
+                } else {
+                    1
+                };
                 if t0 == 0 {
                     // Stream the weights ahead of use: the hardware prefetcher
                     // stops at 4 KiB page boundaries.
                     let ahead = (r + 1) * rb + PREFETCH_BYTES;
-                    if ahead + rb <= bytes.len() {
-                        prefetch(&bytes[ahead..ahead + rb]);
+                    let end = (ahead + step * rb).min(bytes.len());
+                    if ahead < end {
+                        prefetch(&bytes[ahead..end]);
                     }
                 }
-                kernel(&bytes[r * rb..(r + 1) * rb], acts, t0, n, &mut res);
-                for (i, &v) in res[..n].iter().enumerate() {
-                    let idx = (t0 + i) * n_rows + r;
-                    assert!(idx < out.len);
-                    // SAFETY: `idx` is in bounds (checked above) and cell
-                    // (token, r) belongs to this task alone: tasks cover
-                    // disjoint row ranges of each matrix, and `out` is not
-                    // otherwise accessed until the pool call returns.
-                    unsafe { *out.ptr.add(idx) = v };
+                match kernel.four {
+                    Some(four) if step == 4 => {
+                        four(&bytes[r * rb..(r + 4) * rb], acts, t0, n, &mut res4);
+                        for (k, row) in res4.iter().enumerate() {
+                            put(r + k, t0, &row[..n]);
+                        }
+                    }
+                    _ => {
+                        (kernel.one)(&bytes[r * rb..(r + 1) * rb], acts, t0, n, &mut res);
+                        put(r, t0, &res[..n]);
+                    }
                 }
+                r += step;
             }
             t0 += n;
         }
