@@ -4,6 +4,7 @@
 //! its user types, back to back. Reports throughput, latency percentiles
 //! and errors per number of users.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -88,6 +89,80 @@ struct Round {
     latency_p95_ms: f64,
     latency_p99_ms: f64,
     latency_mean_ms: f64,
+    /// Where the server's time went, from its `/metrics` before and after
+    /// the round (a codegen server only; `None` for other engines).
+    server: Option<ServerTime>,
+}
+
+/// A round's share of the server's work, from `/metrics` counters (the
+/// scrapes bracket the round, so a request or two at the edges may count).
+#[derive(Debug, Serialize)]
+struct ServerTime {
+    decode_steps: u64,
+    /// Samples per batched decode step, on average.
+    mean_rows_per_step: f64,
+    mean_step_ms: f64,
+    /// Seconds in decode steps and in prefill chunks' forward passes.
+    decode_secs: f64,
+    prefill_secs: f64,
+    prefilled_tokens: u64,
+    prefill_tokens_per_sec: f64,
+}
+
+/// The plain `name value` samples of a Prometheus text page.
+fn scrape(agent: &ureq::Agent, base: &str, key: Option<&str>) -> Option<HashMap<String, f64>> {
+    let mut req = agent.get(&format!("{}/metrics", base.trim_end_matches('/')));
+    if let Some(key) = key {
+        req = req.set("Authorization", &format!("Bearer {key}"));
+    }
+    let text = req.call().ok()?.into_string().ok()?;
+    let samples = parse_samples(&text);
+    samples
+        .contains_key("codegen_decode_steps_total")
+        .then_some(samples)
+}
+
+/// Unlabelled samples (`name value`) of a Prometheus text page.
+fn parse_samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.contains('{'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn server_time(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> ServerTime {
+    let d = |name: &str| {
+        (after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0))
+            .max(0.0)
+    };
+    let steps = d("codegen_decode_step_seconds_count");
+    let decode_secs = d("codegen_decode_step_seconds_sum");
+    let prefill_secs = d("codegen_prefill_chunk_seconds_sum");
+    let prefilled = d("codegen_prefilled_tokens_total");
+    ServerTime {
+        decode_steps: steps as u64,
+        mean_rows_per_step: if steps > 0.0 {
+            d("codegen_batch_size_sum") / steps
+        } else {
+            0.0
+        },
+        mean_step_ms: if steps > 0.0 {
+            1000.0 * decode_secs / steps
+        } else {
+            0.0
+        },
+        decode_secs,
+        prefill_secs,
+        prefilled_tokens: prefilled as u64,
+        prefill_tokens_per_sec: if prefill_secs > 0.0 {
+            prefilled / prefill_secs
+        } else {
+            0.0
+        },
+    }
 }
 
 /// A user's typing: a region of a file is being written again; the cursor
@@ -262,7 +337,11 @@ fn run_round(args: &ServeBenchArgs, base: &str, users: usize, round: usize) -> R
             })
         })
         .collect();
+    let scraper = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
     ready.wait();
+    let before = scrape(&scraper, base, args.key.as_deref());
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for handle in handles {
@@ -273,6 +352,9 @@ fn run_round(args: &ServeBenchArgs, base: &str, users: usize, round: usize) -> R
     }
     stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let server = before
+        .zip(scrape(&scraper, base, args.key.as_deref()))
+        .map(|(before, after)| server_time(&before, &after));
     let mut latencies: Vec<f64> = outcomes
         .iter()
         .filter_map(|o| o.as_ref().ok())
@@ -300,6 +382,7 @@ fn run_round(args: &ServeBenchArgs, base: &str, users: usize, round: usize) -> R
         } else {
             latencies.iter().sum::<f64>() / latencies.len() as f64
         },
+        server,
     }
 }
 
@@ -405,9 +488,24 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
             "p95 ms",
             "p99 ms",
             "cached prompt",
+            "rows/step",
+            "ms/step",
+            "decode s",
+            "prefill s",
+            "prefill tok/s",
         ]);
         for r in &rounds {
-            table.add_row(vec![
+            let server: [String; 5] = match &r.server {
+                Some(t) => [
+                    format!("{:.1}", t.mean_rows_per_step),
+                    format!("{:.1}", t.mean_step_ms),
+                    format!("{:.1}", t.decode_secs),
+                    format!("{:.1}", t.prefill_secs),
+                    format!("{:.0}", t.prefill_tokens_per_sec),
+                ],
+                None => std::array::from_fn(|_| "-".to_string()),
+            };
+            let mut row = vec![
                 r.users.to_string(),
                 format!("{:.1}", r.decode_tokens_per_sec),
                 base_rate.filter(|b| *b > 0.0).map_or("-".into(), |b| {
@@ -423,7 +521,9 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
                     "{:.0}%",
                     100.0 * r.cached_prompt_tokens as f64 / r.prompt_tokens.max(1) as f64
                 ),
-            ]);
+            ];
+            row.extend(server);
+            table.add_row(row);
         }
         println!("{table}");
         if let Some(err) = rounds.iter().find_map(|r| r.first_error.as_ref()) {
@@ -431,4 +531,37 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_time_is_the_difference_of_two_scrapes() {
+        let before = parse_samples(
+            "# HELP x y\ncodegen_decode_steps_total 10\ncodegen_decode_step_seconds_sum 1.5\n\
+             codegen_decode_step_seconds_count 10\ncodegen_batch_size_sum 20\n\
+             codegen_prefill_chunk_seconds_sum 2\ncodegen_prefilled_tokens_total 100\n\
+             codegen_batch_size_bucket{le=\"1\"} 3\n",
+        );
+        let after = parse_samples(
+            "codegen_decode_steps_total 30\ncodegen_decode_step_seconds_sum 3.5\n\
+             codegen_decode_step_seconds_count 30\ncodegen_batch_size_sum 100\n\
+             codegen_prefill_chunk_seconds_sum 4\ncodegen_prefilled_tokens_total 1100\n",
+        );
+        assert!(!before.keys().any(|k| k.contains('{')), "{before:?}");
+        let t = server_time(&before, &after);
+        assert_eq!(t.decode_steps, 20);
+        assert!((t.mean_rows_per_step - 4.0).abs() < 1e-9);
+        assert!((t.mean_step_ms - 100.0).abs() < 1e-9);
+        assert!((t.decode_secs - 2.0).abs() < 1e-9);
+        assert!((t.prefill_secs - 2.0).abs() < 1e-9);
+        assert_eq!(t.prefilled_tokens, 1000);
+        assert!((t.prefill_tokens_per_sec - 500.0).abs() < 1e-9);
+        // Nothing happened: no division by zero.
+        let idle = server_time(&after, &after);
+        assert_eq!(idle.mean_step_ms, 0.0);
+        assert_eq!(idle.prefill_tokens_per_sec, 0.0);
+    }
 }

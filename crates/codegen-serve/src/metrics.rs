@@ -85,6 +85,7 @@ pub struct Metrics {
     prefill_secs: Mutex<Histogram>,
     first_token_secs: Mutex<Histogram>,
     step_secs: Mutex<Histogram>,
+    chunk_secs: Mutex<Histogram>,
     batch_size: Mutex<Histogram>,
 }
 
@@ -106,12 +107,18 @@ impl Default for Metrics {
             prefill_secs: Mutex::new(Histogram::new(&LATENCY_BUCKETS)),
             first_token_secs: Mutex::new(Histogram::new(&LATENCY_BUCKETS)),
             step_secs: Mutex::new(Histogram::new(&LATENCY_BUCKETS)),
+            chunk_secs: Mutex::new(Histogram::new(&LATENCY_BUCKETS)),
             batch_size: Mutex::new(Histogram::new(&BATCH_BUCKETS)),
         }
     }
 }
 
 impl Metrics {
+    /// One prefill chunk's forward pass took `secs`.
+    pub fn observe_prefill_chunk(&self, secs: f64) {
+        lock(&self.chunk_secs).observe(secs);
+    }
+
     pub fn request(&self, endpoint: &str, status: u16, secs: f64) {
         *lock(&self.requests)
             .entry((endpoint.to_string(), status))
@@ -300,6 +307,12 @@ impl Metrics {
             "codegen_decode_step_seconds",
             "",
             "Time of one batched decode step.",
+        );
+        lock(&self.chunk_secs).render(
+            &mut out,
+            "codegen_prefill_chunk_seconds",
+            "",
+            "Compute time of one prefill chunk (the forward pass alone).",
         );
         lock(&self.batch_size).render(
             &mut out,

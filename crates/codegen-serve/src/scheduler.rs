@@ -309,6 +309,7 @@ impl Batcher {
             return;
         }
         let end = (p.n_done + self.config.prefill_chunk.max(1)).min(p.job.prompt.len());
+        let chunk_started = Instant::now();
         let logits = match self
             .model()
             .prefill(&mut p.session, &p.job.prompt[p.n_done..end])
@@ -319,6 +320,8 @@ impl Batcher {
                 return;
             }
         };
+        self.metrics
+            .observe_prefill_chunk(chunk_started.elapsed().as_secs_f64());
         self.metrics.prefilled(end - p.n_done);
         p.n_done = end;
         if p.n_done < p.job.prompt.len() {

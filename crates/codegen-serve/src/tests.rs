@@ -672,6 +672,9 @@ fn models_health_and_metrics() {
         assert!(metric(&server, name) >= 0.0);
     }
     assert!(metric(&server, "codegen_generated_tokens_total") >= 1.0);
+    // The prompt's prefill ran as at least one timed chunk.
+    assert!(metric(&server, "codegen_prefill_chunk_seconds_count") >= 1.0);
+    assert!(metric(&server, "codegen_prefill_chunk_seconds_sum") > 0.0);
 }
 
 #[test]
