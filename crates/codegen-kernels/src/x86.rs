@@ -15,6 +15,24 @@ use crate::matmul::{Acts, DotFn, TILE};
 use crate::QType;
 use std::arch::x86_64::*;
 
+/// `$imp::<N>(args)` for the const `N` equal to the run-time token count
+/// `n` (1 to 8; more runs 8): the AVX-512 kernels' entry points.
+macro_rules! by_tokens8 {
+    ($n:expr, $imp:ident($($arg:expr),*)) => {
+        match $n {
+            1 => $imp::<1>($($arg),*),
+            2 => $imp::<2>($($arg),*),
+            3 => $imp::<3>($($arg),*),
+            4 => $imp::<4>($($arg),*),
+            5 => $imp::<5>($($arg),*),
+            6 => $imp::<6>($($arg),*),
+            7 => $imp::<7>($($arg),*),
+            _ => $imp::<8>($($arg),*),
+        }
+    };
+}
+pub(crate) use by_tokens8;
+
 /// Prefetches every cache line of `bytes` into L2 (a hint: it cannot fault
 /// and does not change memory, so it is safe for any slice).
 #[inline]
@@ -584,18 +602,7 @@ pub(crate) mod avx512_q32 {
                 // SAFETY: only reachable through `select`, which the driver
                 // calls after checking AVX-512 VNNI/BW/VL; sizes validated by
                 // the driver.
-                unsafe {
-                    match n {
-                        1 => $imp::<1>(row, a, t0, out),
-                        2 => $imp::<2>(row, a, t0, out),
-                        3 => $imp::<3>(row, a, t0, out),
-                        4 => $imp::<4>(row, a, t0, out),
-                        5 => $imp::<5>(row, a, t0, out),
-                        6 => $imp::<6>(row, a, t0, out),
-                        7 => $imp::<7>(row, a, t0, out),
-                        _ => $imp::<8>(row, a, t0, out),
-                    }
-                }
+                unsafe { by_tokens8!(n, $imp(row, a, t0, out)) }
             }
         };
     }
@@ -764,18 +771,7 @@ pub(crate) mod avx512_k {
                 // SAFETY: only reachable through `select`, which the driver
                 // calls after checking AVX-512 BW/VL; sizes validated by the
                 // driver.
-                unsafe {
-                    match n {
-                        1 => $imp::<1>(row, a, t0, out),
-                        2 => $imp::<2>(row, a, t0, out),
-                        3 => $imp::<3>(row, a, t0, out),
-                        4 => $imp::<4>(row, a, t0, out),
-                        5 => $imp::<5>(row, a, t0, out),
-                        6 => $imp::<6>(row, a, t0, out),
-                        7 => $imp::<7>(row, a, t0, out),
-                        _ => $imp::<8>(row, a, t0, out),
-                    }
-                }
+                unsafe { by_tokens8!(n, $imp(row, a, t0, out)) }
             }
         };
     }

@@ -24,6 +24,7 @@
 
 use crate::formats::QK;
 use crate::matmul::{Acts, Dot4Fn, TILE};
+use crate::x86::by_tokens8;
 use crate::QType;
 use std::arch::x86_64::*;
 
@@ -42,18 +43,7 @@ macro_rules! entry {
             // SAFETY: only reachable through `select`, which the driver calls
             // after checking AVX-512 VNNI/BW/VL; sizes validated by the
             // driver (and re-checked by the debug assertions).
-            unsafe {
-                match n {
-                    1 => $imp::<1>(rows, a, t0, out),
-                    2 => $imp::<2>(rows, a, t0, out),
-                    3 => $imp::<3>(rows, a, t0, out),
-                    4 => $imp::<4>(rows, a, t0, out),
-                    5 => $imp::<5>(rows, a, t0, out),
-                    6 => $imp::<6>(rows, a, t0, out),
-                    7 => $imp::<7>(rows, a, t0, out),
-                    _ => $imp::<8>(rows, a, t0, out),
-                }
-            }
+            unsafe { by_tokens8!(n, $imp(rows, a, t0, out)) }
         }
     };
 }
