@@ -95,6 +95,18 @@ impl Server {
             .expect("a message from the server")
     }
 
+    /// The next reply (a message without a method), skipping the server's
+    /// notifications (log messages may come at any time, e.g. after the
+    /// drift check that follows a reply).
+    fn recv_reply(&self) -> Value {
+        loop {
+            let message = self.recv();
+            if message.get("method").is_none() {
+                return message;
+            }
+        }
+    }
+
     fn call(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
@@ -195,7 +207,7 @@ fn shutdown_then_exit_ends_the_process_with_code_0_and_stats_read_its_telemetry(
         .unwrap()
         .write_all(b"Content-Length: 5\r\n\r\n{{{{{")
         .unwrap();
-    let parse_error = server.recv();
+    let parse_error = server.recv_reply();
     assert_eq!(parse_error["error"]["code"], json!(-32700), "{parse_error}");
     let shutdown = server.call("shutdown", Value::Null);
     assert_eq!(shutdown["result"], Value::Null, "{shutdown}");
