@@ -416,7 +416,97 @@ fn attend(level: Simd, a: &Attend, scores: &mut [f32], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn attend_avx512(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    if a.hd.is_multiple_of(32) && a.n_keys > 0 {
+        // SAFETY (all arms): AVX-512F checked by the caller; sizes are
+        // checked inside.
+        unsafe {
+            match a.group {
+                1 => return attend_zmm::<1>(a, scores, out),
+                2 => return attend_zmm::<2>(a, scores, out),
+                3 => return attend_zmm::<3>(a, scores, out),
+                4 => return attend_zmm::<4>(a, scores, out),
+                5 => return attend_zmm::<5>(a, scores, out),
+                6 => return attend_zmm::<6>(a, scores, out),
+                7 => return attend_zmm::<7>(a, scores, out),
+                8 => return attend_zmm::<8>(a, scores, out),
+                _ => {}
+            }
+        }
+    }
     attend_body::<true>(a, scores, out)
+}
+
+/// `attend_g` in AVX-512 intrinsics, so that the `G` score accumulators (16
+/// keys each) and the `2 G` value accumulators (32 components each) stay in
+/// registers with no bounds checks in the loops (the generic version spilled
+/// them to the stack). Keys past `n_keys` in the last block are computed and
+/// never stored.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn attend_zmm<const G: usize>(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (hd, n) = (a.hd, a.n_keys);
+    assert!(n > 0 && hd.is_multiple_of(32));
+    assert!(scores.len() >= G * n && out.len() >= G * hd && a.q.len() >= G * hd);
+    let last_block = (n - 1) / KEY_BLOCK * KEY_BLOCK;
+    assert!(last_block * a.kv_stride + a.kv_off * KEY_BLOCK + hd * KEY_BLOCK <= a.k.len());
+    assert!((n - 1) * a.kv_stride + a.kv_off + hd <= a.v.len());
+    let (kp, qp, vp) = (a.k.as_ptr(), a.q.as_ptr(), a.v.as_ptr());
+    let scale = _mm512_set1_ps(a.scale);
+    {
+        let sp = scores.as_mut_ptr();
+        let mut j0 = 0;
+        while j0 < n {
+            // SAFETY: block `j0` lies within `a.k` (checked above for the last one).
+            let block = unsafe { kp.add(j0 * a.kv_stride + a.kv_off * KEY_BLOCK) };
+            let mut acc = [_mm512_setzero_ps(); G];
+            for d in 0..hd {
+                // SAFETY: d < hd; the block holds hd rows of 16 keys; q holds G * hd.
+                let kd = unsafe { _mm512_loadu_ps(block.add(d * KEY_BLOCK)) };
+                for g in 0..G {
+                    let qv = unsafe { _mm512_set1_ps(*qp.add(g * hd + d)) };
+                    acc[g] = _mm512_fmadd_ps(qv, kd, acc[g]);
+                }
+            }
+            let m = (n - j0).min(KEY_BLOCK);
+            let mask: __mmask16 = if m == KEY_BLOCK { 0xFFFF } else { (1 << m) - 1 };
+            for g in 0..G {
+                // SAFETY: keys j0..j0 + m of head g are inside scores[g * n..(g + 1) * n].
+                unsafe {
+                    _mm512_mask_storeu_ps(sp.add(g * n + j0), mask, _mm512_mul_ps(acc[g], scale))
+                };
+            }
+            j0 += KEY_BLOCK;
+        }
+    }
+    for g in 0..G {
+        softmax(&mut scores[g * n..(g + 1) * n]);
+    }
+    let sp = scores.as_ptr();
+    let op = out.as_mut_ptr();
+    for dh in (0..hd).step_by(32) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; G];
+        for j in 0..n {
+            // SAFETY: position j < n is inside `a.v` (checked above).
+            let (v0, v1) = unsafe {
+                let vj = vp.add(j * a.kv_stride + a.kv_off + dh);
+                (_mm512_loadu_ps(vj), _mm512_loadu_ps(vj.add(16)))
+            };
+            for g in 0..G {
+                // SAFETY: g * n + j < G * n <= scores.len().
+                let p = unsafe { _mm512_set1_ps(*sp.add(g * n + j)) };
+                acc[g][0] = _mm512_fmadd_ps(p, v0, acc[g][0]);
+                acc[g][1] = _mm512_fmadd_ps(p, v1, acc[g][1]);
+            }
+        }
+        for g in 0..G {
+            // SAFETY: g * hd + dh + 32 <= G * hd <= out.len().
+            unsafe {
+                _mm512_storeu_ps(op.add(g * hd + dh), acc[g][0]);
+                _mm512_storeu_ps(op.add(g * hd + dh + 16), acc[g][1]);
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
