@@ -586,6 +586,35 @@ impl Model {
         self.logits(&hidden)
     }
 
+    /// [`Model::forward_batch`] writing the logits into `logits`
+    /// (`sessions.len() x vocab`, row `i` for session `i`), reusing its
+    /// memory: a server's decode loop allocates nothing per step.
+    pub fn forward_batch_into(
+        &self,
+        sessions: &mut [&mut Session],
+        tokens: &[u32],
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
+        if sessions.len() != tokens.len() || tokens.is_empty() {
+            return Err(ModelError::EmptyPrompt);
+        }
+        let mut segments: Vec<(&mut Session, &[u32])> = sessions
+            .iter_mut()
+            .zip(tokens.chunks(1))
+            .map(|(s, t)| (&mut **s, t))
+            .collect();
+        if let Some(host) = &self.host {
+            return host.forward_into(&self.config, &mut segments, logits);
+        }
+        let hidden = self.forward_segments(&mut segments)?;
+        let rows = self.logits(&hidden)?;
+        logits.clear();
+        for row in &rows {
+            logits.extend_from_slice(row);
+        }
+        Ok(())
+    }
+
     fn logits(&self, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
         let normed = candle_nn::ops::rms_norm(hidden, &self.norm, self.config.rms_norm_eps as f32)?;
         let logits = self.output.forward_one(&normed)?;

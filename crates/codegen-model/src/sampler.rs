@@ -86,6 +86,16 @@ impl Sampler {
         (token, log_prob(logits, token))
     }
 
+    /// The next token, as [`Sampler::sample`] draws it, without computing
+    /// its log-probability (a pass over the vocabulary saved per token).
+    pub fn sample_token(&mut self, logits: &[f32]) -> u32 {
+        if self.config.is_greedy() {
+            argmax(logits)
+        } else {
+            self.sample_filtered(logits)
+        }
+    }
+
     /// The token greedy decoding picks from `logits` (what [`Sampler::sample`]
     /// returns when the configuration is greedy).
     pub fn greedy_token(&self, logits: &[f32]) -> u32 {

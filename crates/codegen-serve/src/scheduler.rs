@@ -141,10 +141,26 @@ struct Lane {
     text: StopText,
     max_tokens: usize,
     n_tokens: usize,
-    logits: Option<Vec<f32>>,
+    logits: Logits,
     /// Only one lane of a request gives its session back to the cache.
     keep_session: bool,
     prompt_len: usize,
+}
+
+/// Where a lane's next-token logits are.
+enum Logits {
+    /// Being computed (or the lane is done).
+    Pending,
+    /// Its own copy (after the prompt's prefill).
+    Own(Vec<f32>),
+    /// Row `i` of the last decode step's logits.
+    Row(usize),
+}
+
+impl Logits {
+    fn take(&mut self) -> Logits {
+        std::mem::replace(self, Logits::Pending)
+    }
 }
 
 struct Active {
@@ -171,6 +187,9 @@ struct Batcher {
     /// recently used last.
     cache: Vec<(Session, usize)>,
     stop_tokens: Vec<u32>,
+    /// The last decode step's logits (`rows x row_len`), reused every step.
+    step_logits: Vec<f32>,
+    step_row_len: usize,
 }
 
 impl Batcher {
@@ -185,6 +204,8 @@ impl Batcher {
             lanes: Vec::new(),
             cache: Vec::new(),
             stop_tokens,
+            step_logits: Vec::new(),
+            step_row_len: 0,
         }
     }
 
@@ -367,7 +388,7 @@ impl Batcher {
                 text: StopText::new(params.stop_strings),
                 max_tokens: params.max_tokens,
                 n_tokens: 0,
-                logits: Some(logits.clone()),
+                logits: Logits::Own(logits.clone()),
                 keep_session: sample + 1 == n,
                 prompt_len,
             });
@@ -382,6 +403,8 @@ impl Batcher {
         }
         let context_length = self.model().config().context_length;
         let tokenizer = &self.model.tokenizer;
+        let vocab = self.step_row_len;
+        let mut step = std::mem::take(&mut self.step_logits);
         let mut step_tokens = Vec::with_capacity(self.lanes.len());
         let mut finished = Vec::new();
         let mut n_new_tokens = 0;
@@ -390,14 +413,25 @@ impl Batcher {
                 finished.push((idx, None));
                 continue;
             }
-            let Some(logits) = lane.logits.take() else {
-                continue;
+            let own;
+            let logits: &[f32] = match lane.logits.take() {
+                Logits::Own(v) => {
+                    own = v;
+                    &own
+                }
+                Logits::Row(i) => &step[i * vocab..(i + 1) * vocab],
+                Logits::Pending => continue,
             };
             if lane.n_tokens >= lane.max_tokens {
                 finished.push((idx, Some(Finish::Length)));
                 continue;
             }
-            let (token, logprob) = lane.sampler.sample(&logits);
+            // The log-probability costs a pass over the vocabulary: only
+            // when the client asked for it.
+            let (token, logprob) = match lane.request.logprobs {
+                Some(_) => lane.sampler.sample(logits),
+                None => (lane.sampler.sample_token(logits), f32::NAN),
+            };
             if self.stop_tokens.contains(&token) {
                 finished.push((idx, Some(Finish::StopToken)));
                 continue;
@@ -406,7 +440,7 @@ impl Batcher {
             n_new_tokens += 1;
             let (fresh, stopped) = lane.text.push(tokenizer.token_bytes(token));
             let logprobs = match lane.request.logprobs {
-                Some(k) => vec![token_logprob(tokenizer, &logits, token, logprob, k)],
+                Some(k) => vec![token_logprob(tokenizer, logits, token, logprob, k)],
                 None => Vec::new(),
             };
             if !fresh.is_empty() || !logprobs.is_empty() {
@@ -428,7 +462,7 @@ impl Batcher {
         if !step_tokens.is_empty() {
             let tokens: Vec<u32> = step_tokens.iter().map(|(_, t)| *t).collect();
             let n_requests = self.requests();
-            let rows = {
+            let done = {
                 let mut sessions: Vec<&mut Session> = Vec::with_capacity(step_tokens.len());
                 let mut wanted = step_tokens.iter().map(|(idx, _)| *idx).peekable();
                 for (idx, lane) in self.lanes.iter_mut().enumerate() {
@@ -439,15 +473,19 @@ impl Batcher {
                 }
                 self.metrics.set_batch(sessions.len(), n_requests);
                 let start = Instant::now();
-                let rows = self.model.model.forward_batch(&mut sessions, &tokens);
+                let done = self
+                    .model
+                    .model
+                    .forward_batch_into(&mut sessions, &tokens, &mut step);
                 self.metrics
                     .observe_step(sessions.len(), start.elapsed().as_secs_f64());
-                rows
+                done
             };
-            match rows {
-                Ok(rows) => {
-                    for ((idx, _), row) in step_tokens.iter().zip(rows) {
-                        self.lanes[*idx].logits = Some(row);
+            match done {
+                Ok(()) => {
+                    self.step_row_len = step.len() / tokens.len();
+                    for (row, (idx, _)) in step_tokens.iter().enumerate() {
+                        self.lanes[*idx].logits = Logits::Row(row);
                     }
                 }
                 Err(e) => {
@@ -462,6 +500,7 @@ impl Batcher {
                 }
             }
         }
+        self.step_logits = step;
         finished.sort_by_key(|(idx, _)| std::cmp::Reverse(*idx));
         finished.dedup_by_key(|(idx, _)| *idx);
         for (idx, finish) in finished {
