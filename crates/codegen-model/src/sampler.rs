@@ -283,6 +283,30 @@ enum Support {
 mod tests {
     use super::*;
 
+    /// `sample_token` draws what `sample` draws, from the same random
+    /// stream, greedy or not.
+    #[test]
+    fn sample_token_draws_what_sample_draws() {
+        let logits: Vec<f32> = (0..400).map(|i| ((i * 37) % 101) as f32 * 0.05).collect();
+        for config in [
+            SamplingConfig::default(),
+            SamplingConfig {
+                temperature: 0.8,
+                top_p: 0.95,
+                seed: 7,
+                ..SamplingConfig::default()
+            },
+        ] {
+            let mut a = Sampler::new(config.clone());
+            let mut b = Sampler::new(config);
+            for _ in 0..50 {
+                let (token, logprob) = a.sample(&logits);
+                assert_eq!(b.sample_token(&logits), token);
+                assert!((logprob - log_prob(&logits, token)).abs() < 1e-6);
+            }
+        }
+    }
+
     /// Top-p draws only from the smallest set of most likely tokens whose
     /// probability reaches p (computed here by brute force), and from all
     /// of them.

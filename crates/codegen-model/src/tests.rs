@@ -597,6 +597,21 @@ fn batched_decode_equals_separate_generations() {
     eb.push(8);
     assert_close(&fresh_logits(&t, &ea), &rows[0], 1e-3);
     assert_close(&fresh_logits(&t, &eb), &rows[1], 1e-3);
+    // The same step into a reused buffer (longer than needed, so it must
+    // shrink to exactly two rows).
+    let mut a = t.model.new_session().unwrap();
+    let mut b = t.model.new_session().unwrap();
+    t.model.prefill(&mut a, &tokens(3, 1)).unwrap();
+    t.model.prefill(&mut b, &tokens(11, 5)).unwrap();
+    let mut flat = vec![f32::NAN; 5 * rows[0].len()];
+    t.model
+        .forward_batch_into(&mut [&mut a, &mut b], &[7, 8], &mut flat)
+        .unwrap();
+    assert_eq!(flat.len(), 2 * rows[0].len());
+    assert_eq!(&flat[..rows[0].len()], rows[0].as_slice());
+    assert_eq!(&flat[rows[0].len()..], rows[1].as_slice());
+    assert_eq!(a.tokens(), ea.as_slice());
+    assert_eq!(b.tokens(), eb.as_slice());
 }
 
 /// Drafting from earlier text (prompt lookup) changes how many forward
