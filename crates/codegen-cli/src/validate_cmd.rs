@@ -65,17 +65,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn language(name: &str) -> Option<Language> {
-    match name {
-        "python" => Some(Language::Python),
-        "rust" => Some(Language::Rust),
-        "javascript" => Some(Language::JavaScript),
-        "typescript" => Some(Language::TypeScript),
-        "go" => Some(Language::Go),
-        _ => None,
-    }
-}
-
 fn run_case(name: &str, text: &str, engine: &Engine, sandbox: Option<&Sandbox>) -> Check {
     let fail = |detail: String| Check {
         name: name.to_string(),
@@ -86,7 +75,7 @@ fn run_case(name: &str, text: &str, engine: &Engine, sandbox: Option<&Sandbox>) 
         Ok(c) => c,
         Err(e) => return fail(format!("bad case file: {e}")),
     };
-    let Some(lang) = language(&case.language) else {
+    let Some(lang) = codegen_eval::behavior::language_named(&case.language) else {
         return fail(format!("unknown language {:?}", case.language));
     };
     let Some(cursor) = case.document.find("$0") else {

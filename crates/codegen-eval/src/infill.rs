@@ -384,14 +384,14 @@ pub fn sample_tasks(tasks: Vec<InfillTask>, n: usize, seed: u64) -> Vec<InfillTa
 }
 
 /// splitmix64 (Steele, Lea, Flood 2014): small, fast, and the same everywhere.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn new(seed: u64) -> SplitMix64 {
+    pub(crate) fn new(seed: u64) -> SplitMix64 {
         SplitMix64(seed)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -407,7 +407,7 @@ impl SplitMix64 {
 
 /// 64-bit FNV-1a of a string: a stable hash of ids (std's hasher is not
 /// guaranteed stable across releases).
-fn fnv1a(s: &str) -> u64 {
+pub(crate) fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
     })

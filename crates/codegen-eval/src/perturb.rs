@@ -21,6 +21,7 @@
 use codegen_context::Language;
 use tree_sitter::Node;
 
+use crate::infill::{fnv1a, SplitMix64};
 use crate::transform::{
     apply_edits, descendants, node_text, parse, python_quotes, rename_locals_with, replace_words,
     word_occurrences, Edit, Fixture,
@@ -58,26 +59,21 @@ impl Perturbation {
     }
 }
 
-/// splitmix64: small, fast, deterministic.
-struct Rng(u64);
+/// The perturbations' random stream: infill's splitmix64, seeded by the
+/// task, the kind and the seed.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn new(kind: Perturbation, seed: u64, task_id: &str) -> Rng {
-        // FNV-1a of the task id, mixed with the kind and seed.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in task_id.bytes().chain(kind.as_str().bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        Rng(h ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        // FNV-1a of the task id followed by the kind, mixed with the seed.
+        let h = fnv1a(&format!("{task_id}{}", kind.as_str()));
+        Rng(SplitMix64::new(
+            h ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: usize) -> usize {

@@ -181,7 +181,7 @@ pub fn prefill_reusing(
 
 /// Number of bytes at the end of `bytes` that start a UTF-8 sequence the
 /// next token may still complete.
-fn incomplete_tail_len(bytes: &[u8]) -> usize {
+pub fn incomplete_tail_len(bytes: &[u8]) -> usize {
     for back in 1..=bytes.len().min(3) {
         let b = bytes[bytes.len() - back];
         if b & 0xC0 == 0x80 {

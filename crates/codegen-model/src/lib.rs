@@ -25,8 +25,9 @@ pub use config::ModelConfig;
 pub use device::DeviceKind;
 pub use error::{ModelError, Result};
 pub use generate::{
-    generate, generate_batch, generate_batch_with, prefill_reusing, DraftModel, FinishReason,
-    GenerateConfig, Generation, DEFAULT_DRAFT_CONTEXT_TOKENS, DEFAULT_DRAFT_MODEL_TOKENS,
+    generate, generate_batch, generate_batch_with, incomplete_tail_len, prefill_reusing,
+    DraftModel, FinishReason, GenerateConfig, Generation, DEFAULT_DRAFT_CONTEXT_TOKENS,
+    DEFAULT_DRAFT_MODEL_TOKENS,
 };
 pub use model::{load, load_with, Backend, LoadOptions, Model, PREFILL_CHUNK};
 pub use runtime::{

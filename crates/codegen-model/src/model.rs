@@ -571,14 +571,7 @@ impl Model {
         sessions: &mut [&mut Session],
         tokens: &[u32],
     ) -> Result<Vec<Vec<f32>>> {
-        if sessions.len() != tokens.len() || tokens.is_empty() {
-            return Err(ModelError::EmptyPrompt);
-        }
-        let mut segments: Vec<(&mut Session, &[u32])> = sessions
-            .iter_mut()
-            .zip(tokens.chunks(1))
-            .map(|(s, t)| (&mut **s, t))
-            .collect();
+        let mut segments = one_token_segments(sessions, tokens)?;
         if let Some(host) = &self.host {
             return host.forward(&self.config, &mut segments);
         }
@@ -595,14 +588,7 @@ impl Model {
         tokens: &[u32],
         logits: &mut Vec<f32>,
     ) -> Result<()> {
-        if sessions.len() != tokens.len() || tokens.is_empty() {
-            return Err(ModelError::EmptyPrompt);
-        }
-        let mut segments: Vec<(&mut Session, &[u32])> = sessions
-            .iter_mut()
-            .zip(tokens.chunks(1))
-            .map(|(s, t)| (&mut **s, t))
-            .collect();
+        let mut segments = one_token_segments(sessions, tokens)?;
         if let Some(host) = &self.host {
             return host.forward_into(&self.config, &mut segments, logits);
         }
@@ -736,6 +722,21 @@ impl Model {
         }
         Ok(x)
     }
+}
+
+/// One decode step's segments: `tokens[i]` after `sessions[i]`.
+fn one_token_segments<'a>(
+    sessions: &'a mut [&mut Session],
+    tokens: &'a [u32],
+) -> Result<Vec<(&'a mut Session, &'a [u32])>> {
+    if sessions.len() != tokens.len() || tokens.is_empty() {
+        return Err(ModelError::EmptyPrompt);
+    }
+    Ok(sessions
+        .iter_mut()
+        .zip(tokens.chunks(1))
+        .map(|(s, t)| (&mut **s, t))
+        .collect())
 }
 
 impl AsRef<Model> for Model {

@@ -9,24 +9,7 @@ pub struct StopText {
     emitted: usize,
 }
 
-/// Bytes at the end of `bytes` that start a UTF-8 sequence a later token
-/// may complete.
-fn incomplete_tail_len(bytes: &[u8]) -> usize {
-    for back in 1..=bytes.len().min(3) {
-        let b = bytes[bytes.len() - back];
-        if b & 0xC0 == 0x80 {
-            continue;
-        }
-        let expected = match b {
-            0xC2..=0xDF => 2,
-            0xE0..=0xEF => 3,
-            0xF0..=0xF4 => 4,
-            _ => return 0,
-        };
-        return if back < expected { back } else { 0 };
-    }
-    0
-}
+use codegen_model::incomplete_tail_len;
 
 impl StopText {
     pub fn new(stop_strings: Vec<String>) -> Self {
