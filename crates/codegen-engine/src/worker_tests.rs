@@ -38,6 +38,24 @@ fn step_by_step_worker() -> Engine {
     .unwrap()
 }
 
+/// Holds the worker thread (in a finished job's reply, which the worker
+/// thread calls) until the returned sender sends or is dropped, so that jobs
+/// submitted meanwhile are still queued when a test cancels or supersedes
+/// them, however long the test's own thread waits for a time slice.
+fn hold_worker(worker: &Engine) -> mpsc::Sender<()> {
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    worker.submit(
+        job("holder.py", "def f(x):\n    y = ", 2),
+        Box::new(move |r| {
+            entered_tx.send(r.is_ok()).unwrap();
+            let _ = release_rx.recv_timeout(Duration::from_secs(120));
+        }),
+    );
+    assert!(entered.recv_timeout(Duration::from_secs(120)).unwrap());
+    release
+}
+
 fn run(worker: &Engine, job: CompletionRequest) -> Result<RankedCompletion, JobError> {
     let (tx, rx) = mpsc::channel();
     worker.submit(job, Box::new(move |r| tx.send(r).unwrap()));
@@ -96,10 +114,12 @@ fn another_document_gets_its_own_session() {
 #[test]
 fn a_newer_job_for_the_same_key_cancels_the_older() {
     let (_dir, model) = tiny();
-    // Prefill one token at a time over a longer prompt, so each job runs
-    // long enough for the next one to arrive while it is queued or running.
     let worker = step_by_step_worker();
     worker.set_model(Some(model));
+    // The jobs are submitted while the worker is held, so each is still
+    // waiting when the next arrives (a job that finished first would not be
+    // superseded).
+    let release = hold_worker(&worker);
     let (tx, rx) = mpsc::channel();
     let n_jobs = 6;
     for idx in 0..n_jobs {
@@ -110,15 +130,15 @@ fn a_newer_job_for_the_same_key_cancels_the_older() {
             Box::new(move |r| tx.send((idx, r.map(|o| o.n_generated_tokens))).unwrap()),
         );
     }
+    drop(release);
     let mut results: Vec<_> = (0..n_jobs)
         .map(|_| rx.recv_timeout(Duration::from_secs(120)).unwrap())
         .collect();
     results.sort_by_key(|(idx, _)| *idx);
-    // Every job gets exactly one reply; all but the last are cancelled
-    // (the first may have finished before the others arrived).
+    // Every job gets exactly one reply; all but the last are cancelled.
     assert_eq!(results.len(), n_jobs);
     assert!(results[n_jobs - 1].1.is_ok());
-    for (idx, result) in &results[1..n_jobs - 1] {
+    for (idx, result) in &results[..n_jobs - 1] {
         assert!(
             matches!(result, Err(JobError::Cancelled)),
             "job {idx}: {result:?}"
@@ -130,12 +150,13 @@ fn a_newer_job_for_the_same_key_cancels_the_older() {
 #[test]
 fn a_cancelled_handle_stops_generation() {
     let (_dir, model) = tiny();
-    // The cancel flag is checked after every prompt token here, and the
-    // prompt is a couple of hundred tokens, so the cancel below lands while
-    // the job runs even when the model would stop at once on its own (the
-    // tiny model's first token may be a stop token).
     let worker = step_by_step_worker();
     worker.set_model(Some(model));
+    // Cancelled before the worker can start it (on a loaded machine the
+    // whole job takes less than a time slice, so a cancel sent while it runs
+    // could land after it finished).
+    let release = hold_worker(&worker);
+    let before = worker.counters().snapshot();
     let (tx, rx) = mpsc::channel();
     let text = format!("{}y = ", "y = y + 1  # step\n".repeat(60));
     let handle = worker.submit(
@@ -143,8 +164,12 @@ fn a_cancelled_handle_stops_generation() {
         Box::new(move |r| tx.send(r).unwrap()),
     );
     handle.cancel();
+    drop(release);
     let result = rx.recv_timeout(Duration::from_secs(120)).unwrap();
     assert!(matches!(result, Err(JobError::Cancelled)), "{result:?}");
+    let after = worker.counters().snapshot();
+    assert_eq!(after.jobs_cancelled, before.jobs_cancelled + 1);
+    assert_eq!(after.tokens_generated, before.tokens_generated);
 }
 
 #[test]
@@ -309,16 +334,24 @@ fn a_named_model_serves_the_request_and_an_unknown_one_is_an_error() {
 
 #[test]
 fn a_background_job_waits_for_the_queue_and_yields_to_foreground_requests() {
-    let (_dir, model) = tiny();
+    // A long context, so that the running background job below (prefilled
+    // one token at a time) lasts long enough for the foreground one to
+    // arrive while it runs.
+    let (_dir, model) = tiny_with(TinyConfig {
+        context_length: 8192,
+        ..TinyConfig::default()
+    });
     let worker = step_by_step_worker();
     worker.set_model(Some(model));
-    let long = format!("{}y = ", "z = z + 1  # step\n".repeat(60));
+    let long = format!("{}y = ", "z = z + 1  # step\n".repeat(200));
     let background = JobOptions {
         model: None,
         background: true,
     };
-    // A foreground job is running; a background one queued behind it must
-    // not start before the foreground queue is empty.
+    // A background job queued with foreground ones must not start before
+    // the foreground queue is empty (all three are queued while the worker
+    // is held).
+    let release = hold_worker(&worker);
     let (order_tx, order_rx) = mpsc::channel();
     let tx = order_tx.clone();
     worker.submit(
@@ -336,6 +369,7 @@ fn a_background_job_waits_for_the_queue_and_yields_to_foreground_requests() {
         job("fg2.py", "a = 2\nb = ", 2),
         Box::new(move |r| tx.send(("fg2", r.is_ok())).unwrap()),
     );
+    drop(release);
     let order: Vec<_> = (0..3)
         .map(|_| order_rx.recv_timeout(Duration::from_secs(120)).unwrap())
         .collect();
