@@ -16,6 +16,8 @@
 use std::cell::RefCell;
 
 use codegen_kernels::{dequantize_row, matmul, matmul_multi, parallel_for, QMatrix, Scratch};
+use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::config::ModelConfig;
 use crate::error::{ModelError, Result};
@@ -75,8 +77,9 @@ fn grow(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
 
 thread_local! {
     static WORK: RefCell<Work> = RefCell::new(Work::default());
-    /// Attention scores of one task.
-    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Attention scores of one task, and its keys and values converted to
+    /// f32 where the kernel does not read f16.
+    static SCORES: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// A raw output pointer shared by tasks that write disjoint ranges.
@@ -357,9 +360,9 @@ impl HostModel {
             // `kvh` for token `row`.
             let o = unsafe { out.slice(row * h + kvh * group * hd, group * hd) };
             SCORES.with(|s| {
-                let mut s = s.borrow_mut();
-                let scores = grow(&mut s, group * n_keys);
-                attend(
+                let (s, buf) = &mut *s.borrow_mut();
+                let scores = grow(s, group * n_keys);
+                attend_cache(
                     level,
                     &Attend {
                         q: qs,
@@ -374,6 +377,7 @@ impl HostModel {
                     },
                     scores,
                     o,
+                    buf,
                 );
             });
         };
@@ -381,24 +385,83 @@ impl HostModel {
     }
 }
 
-/// Inputs of one attention task.
-struct Attend<'a> {
+/// Inputs of one attention task; keys and values as f32 or as f16 bits
+/// (the session's cache).
+struct Attend<'a, T = f32> {
     /// `group` query heads of `hd` values each.
     q: &'a [f32],
     /// Cached keys in blocks of 16 positions: component `d` of this KV
     /// head's key at position `j` is at
     /// `(j / 16) * 16 * kv_stride + (kv_off + d) * 16 + j % 16`; the last
     /// block is complete (positions past `n_keys` hold anything).
-    k: &'a [f32],
+    k: &'a [T],
     /// Cached values: position `j` of this KV head starts at
     /// `j * kv_stride + kv_off`.
-    v: &'a [f32],
+    v: &'a [T],
     kv_stride: usize,
     kv_off: usize,
     n_keys: usize,
     hd: usize,
     group: usize,
     scale: f32,
+}
+
+/// Attention over the session's f16 cache. AVX-512 reads it as it is; the
+/// other levels (and shapes the AVX-512 kernel does not take) first convert
+/// this KV head's keys and values to f32 in `buf`.
+fn attend_cache(
+    level: Simd,
+    a: &Attend<u16>,
+    scores: &mut [f32],
+    out: &mut [f32],
+    buf: &mut Vec<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if level == Simd::Avx512 && a.hd.is_multiple_of(32) && a.n_keys > 0 {
+        // SAFETY (all arms): AVX-512F detected at run time; sizes are
+        // checked inside.
+        unsafe {
+            match a.group {
+                1 => return attend_zmm::<u16, 1>(a, scores, out),
+                2 => return attend_zmm::<u16, 2>(a, scores, out),
+                3 => return attend_zmm::<u16, 3>(a, scores, out),
+                4 => return attend_zmm::<u16, 4>(a, scores, out),
+                5 => return attend_zmm::<u16, 5>(a, scores, out),
+                6 => return attend_zmm::<u16, 6>(a, scores, out),
+                7 => return attend_zmm::<u16, 7>(a, scores, out),
+                8 => return attend_zmm::<u16, 8>(a, scores, out),
+                _ => {}
+            }
+        }
+    }
+    let (hd, n) = (a.hd, a.n_keys);
+    let block = hd * KEY_BLOCK;
+    let n_blocks = n.div_ceil(KEY_BLOCK);
+    let (k32, v32) = grow(buf, n_blocks * block + n * hd).split_at_mut(n_blocks * block);
+    for (b, dst) in k32.chunks_exact_mut(block).enumerate() {
+        let src = &a.k[b * KEY_BLOCK * a.kv_stride + a.kv_off * KEY_BLOCK..][..block];
+        src.reinterpret_cast::<f16>().convert_to_f32_slice(dst);
+    }
+    for (j, dst) in v32.chunks_exact_mut(hd).enumerate() {
+        let src = &a.v[j * a.kv_stride + a.kv_off..][..hd];
+        src.reinterpret_cast::<f16>().convert_to_f32_slice(dst);
+    }
+    attend(
+        level,
+        &Attend {
+            q: a.q,
+            k: k32,
+            v: v32,
+            kv_stride: hd,
+            kv_off: 0,
+            n_keys: n,
+            hd,
+            group: a.group,
+            scale: a.scale,
+        },
+        scores,
+        out,
+    );
 }
 
 fn attend(level: Simd, a: &Attend, scores: &mut [f32], out: &mut [f32]) {
@@ -421,19 +484,47 @@ unsafe fn attend_avx512(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
         // checked inside.
         unsafe {
             match a.group {
-                1 => return attend_zmm::<1>(a, scores, out),
-                2 => return attend_zmm::<2>(a, scores, out),
-                3 => return attend_zmm::<3>(a, scores, out),
-                4 => return attend_zmm::<4>(a, scores, out),
-                5 => return attend_zmm::<5>(a, scores, out),
-                6 => return attend_zmm::<6>(a, scores, out),
-                7 => return attend_zmm::<7>(a, scores, out),
-                8 => return attend_zmm::<8>(a, scores, out),
+                1 => return attend_zmm::<f32, 1>(a, scores, out),
+                2 => return attend_zmm::<f32, 2>(a, scores, out),
+                3 => return attend_zmm::<f32, 3>(a, scores, out),
+                4 => return attend_zmm::<f32, 4>(a, scores, out),
+                5 => return attend_zmm::<f32, 5>(a, scores, out),
+                6 => return attend_zmm::<f32, 6>(a, scores, out),
+                7 => return attend_zmm::<f32, 7>(a, scores, out),
+                8 => return attend_zmm::<f32, 8>(a, scores, out),
                 _ => {}
             }
         }
     }
     attend_body::<true>(a, scores, out)
+}
+
+/// 16 consecutive keys or value components as f32.
+#[cfg(target_arch = "x86_64")]
+trait Load16: Copy {
+    /// # Safety
+    /// AVX-512F; 16 elements readable at `p`.
+    unsafe fn load16(p: *const Self) -> std::arch::x86_64::__m512;
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Load16 for f32 {
+    #[inline(always)]
+    unsafe fn load16(p: *const f32) -> std::arch::x86_64::__m512 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(p) }
+    }
+}
+
+/// f16 bits, converted on load.
+#[cfg(target_arch = "x86_64")]
+impl Load16 for u16 {
+    #[inline(always)]
+    unsafe fn load16(p: *const u16) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i)) }
+    }
 }
 
 /// `attend_g` in AVX-512 intrinsics, so that the `G` score accumulators (16
@@ -443,8 +534,13 @@ unsafe fn attend_avx512(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
 /// never stored.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn attend_zmm<const G: usize>(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
+unsafe fn attend_zmm<T: Load16, const G: usize>(
+    a: &Attend<T>,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
     use std::arch::x86_64::*;
+    let size = std::mem::size_of::<T>();
     let (hd, n) = (a.hd, a.n_keys);
     assert!(n > 0 && hd.is_multiple_of(32));
     assert!(scores.len() >= G * n && out.len() >= G * hd && a.q.len() >= G * hd);
@@ -467,13 +563,14 @@ unsafe fn attend_zmm<const G: usize>(a: &Attend, scores: &mut [f32], out: &mut [
                 // SAFETY: block j0 + 16 < n lies within `a.k`.
                 .then(|| unsafe { block.add(KEY_BLOCK * a.kv_stride) } as *const i8);
             for d in 0..hd {
-                if let Some(next) = next {
-                    // SAFETY: a prefetch is a hint; line d of the next block
+                let row = d * KEY_BLOCK * size;
+                if let Some(next) = next.filter(|_| row.is_multiple_of(64)) {
+                    // SAFETY: a prefetch is a hint; row d of the next block
                     // is inside `a.k`.
-                    unsafe { _mm_prefetch::<_MM_HINT_T0>(next.add(d * KEY_BLOCK * 4)) };
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(next.add(row)) };
                 }
                 // SAFETY: d < hd; the block holds hd rows of 16 keys; q holds G * hd.
-                let kd = unsafe { _mm512_loadu_ps(block.add(d * KEY_BLOCK)) };
+                let kd = unsafe { T::load16(block.add(d * KEY_BLOCK)) };
                 for g in 0..G {
                     let qv = unsafe { _mm512_set1_ps(*qp.add(g * hd + d)) };
                     acc[g] = _mm512_fmadd_ps(qv, kd, acc[g]);
@@ -503,13 +600,15 @@ unsafe fn attend_zmm<const G: usize>(a: &Attend, scores: &mut [f32], out: &mut [
                 unsafe {
                     let ahead = vp.add((j + V_AHEAD) * a.kv_stride + a.kv_off + dh) as *const i8;
                     _mm_prefetch::<_MM_HINT_T0>(ahead);
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(64));
+                    if 32 * size > 64 {
+                        _mm_prefetch::<_MM_HINT_T0>(ahead.add(64));
+                    }
                 }
             }
             // SAFETY: position j < n is inside `a.v` (checked above).
             let (v0, v1) = unsafe {
                 let vj = vp.add(j * a.kv_stride + a.kv_off + dh);
-                (_mm512_loadu_ps(vj), _mm512_loadu_ps(vj.add(16)))
+                (T::load16(vj), T::load16(vj.add(16)))
             };
             for g in 0..G {
                 // SAFETY: g * n + j < G * n <= scores.len().
@@ -797,7 +896,10 @@ mod tests {
     /// level against plain softmax(q k / sqrt(d)) v.
     #[test]
     fn attention_kernels_match_a_plain_computation() {
-        use super::{attend, attend_any, Attend, Simd};
+        use super::{attend, attend_any, attend_cache, Attend, Simd};
+        use half::f16;
+        // Values that f16 holds exactly, so the f32 and f16 caches agree.
+        let r16 = |x: f32| f16::from_f32(x).to_f32();
         let mut seed = 1u32;
         let mut rnd = move || {
             seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
@@ -827,8 +929,8 @@ mod tests {
                 let cap = n_keys.next_multiple_of(16);
                 let kv_dim = n_kv * hd;
                 let kvh = n_kv - 1;
-                let keys: Vec<f32> = (0..n_keys * kv_dim).map(|_| rnd() * 4.0).collect();
-                let v: Vec<f32> = (0..cap * kv_dim).map(|_| rnd()).collect();
+                let keys: Vec<f32> = (0..n_keys * kv_dim).map(|_| r16(rnd() * 4.0)).collect();
+                let v: Vec<f32> = (0..cap * kv_dim).map(|_| r16(rnd())).collect();
                 let q: Vec<f32> = (0..group * hd).map(|_| rnd()).collect();
                 // Blocked keys; positions past n_keys hold garbage that
                 // must not leak into the result.
@@ -879,11 +981,30 @@ mod tests {
                         );
                     }
                 };
+                let bits = |x: &[f32]| -> Vec<u16> {
+                    x.iter().map(|&v| f16::from_f32(v).to_bits()).collect()
+                };
+                let (kt16, v16) = (bits(&kt), bits(&v));
+                let a16 = Attend {
+                    q: &q,
+                    k: &kt16,
+                    v: &v16,
+                    kv_stride: kv_dim,
+                    kv_off: kvh * hd,
+                    n_keys,
+                    hd,
+                    group,
+                    scale,
+                };
+                let mut buf = Vec::new();
                 for &level in &levels {
                     let mut scores = vec![0f32; group * n_keys];
                     let mut out = vec![f32::NAN; group * hd];
                     attend(level, &a, &mut scores, &mut out);
                     check(&out, "attend");
+                    let mut out = vec![f32::NAN; group * hd];
+                    attend_cache(level, &a16, &mut scores, &mut out, &mut buf);
+                    check(&out, "attend_cache");
                 }
                 let mut scores = vec![0f32; group * n_keys];
                 let mut out = vec![f32::NAN; group * hd];

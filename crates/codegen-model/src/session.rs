@@ -2,6 +2,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+
 use crate::config::ModelConfig;
 use crate::error::Result;
 
@@ -20,9 +23,11 @@ pub(crate) const HOST_KEY_BLOCK: usize = 16;
 /// whole-cache copy per token.
 pub struct Session {
     layers: Vec<(Tensor, Tensor)>,
-    /// The fused CPU path's cache: per layer, keys and values as
-    /// `capacity x (n_kv_heads * head_dim)` position-major rows.
-    host: Option<Vec<(Vec<f32>, Vec<f32>)>>,
+    /// The fused CPU path's cache: per layer, keys (blocked, see
+    /// [`Session::host_layer`]) and values (`capacity x (n_kv_heads *
+    /// head_dim)` position-major rows), as f16 bits: half the memory and
+    /// half the bytes attention reads, as llama.cpp's default cache type.
+    host: Option<Vec<(Vec<u16>, Vec<u16>)>>,
     capacity: usize,
     tokens: Vec<u32>,
     n_layers: usize,
@@ -105,7 +110,7 @@ impl Session {
             + match &self.host {
                 Some(layers) => layers
                     .iter()
-                    .map(|(k, v)| (k.capacity() + v.capacity()) * 4)
+                    .map(|(k, v)| (k.capacity() + v.capacity()) * 2)
                     .sum(),
                 None => self.layers.len() * 2 * self.n_kv_heads * self.capacity * self.head_dim * 4,
             }
@@ -149,9 +154,9 @@ impl Session {
                     .map(|(kt, v)| {
                         let used = held.next_multiple_of(HOST_KEY_BLOCK) * row;
                         let mut k_copy = kt[..used.min(kt.len())].to_vec();
-                        k_copy.resize(cap * row, 0.0);
+                        k_copy.resize(cap * row, 0);
                         let mut v_copy = v[..held * row].to_vec();
-                        v_copy.resize(cap * row, 0.0);
+                        v_copy.resize(cap * row, 0);
                         (k_copy, v_copy)
                     })
                     .collect();
@@ -244,14 +249,15 @@ impl Session {
             layers.resize_with(self.n_layers, Default::default);
         }
         for (kt, v) in layers.iter_mut() {
-            kt.resize(new_capacity * row, 0.0);
-            v.resize(new_capacity * row, 0.0);
+            kt.resize(new_capacity * row, 0);
+            v.resize(new_capacity * row, 0);
         }
         self.capacity = new_capacity;
     }
 
     /// Writes the keys and values of new positions `at..` of one layer
-    /// (rows of `n_kv_heads * head_dim`) into the fused path's cache.
+    /// (rows of `n_kv_heads * head_dim`) into the fused path's cache,
+    /// rounded to f16.
     pub(crate) fn write_host(&mut self, layer: usize, at: usize, k: &[f32], v: &[f32]) {
         let (n_kv, hd) = (self.n_kv_heads, self.head_dim);
         let row = n_kv * hd;
@@ -262,17 +268,19 @@ impl Session {
             let block = (pos / HOST_KEY_BLOCK) * row * HOST_KEY_BLOCK;
             let lane = pos % HOST_KEY_BLOCK;
             for (r, value) in k_row.iter().enumerate() {
-                kt[block + r * HOST_KEY_BLOCK + lane] = *value;
+                kt[block + r * HOST_KEY_BLOCK + lane] = f16::from_f32(*value).to_bits();
             }
         }
-        vc[at * row..at * row + v.len()].copy_from_slice(v);
+        vc[at * row..at * row + v.len()]
+            .reinterpret_cast_mut::<f16>()
+            .convert_from_f32_slice(v);
     }
 
-    /// The cached keys and values of one layer (fused path). Keys are
-    /// blocked: component `d` of KV head `h`'s key at position `j` is at
-    /// `(j / 16) * 16 * n_kv_heads * head_dim + (h * head_dim + d) * 16 + j % 16`;
+    /// The cached keys and values of one layer (fused path), as f16 bits.
+    /// Keys are blocked: component `d` of KV head `h`'s key at position `j`
+    /// is at `(j / 16) * 16 * n_kv_heads * head_dim + (h * head_dim + d) * 16 + j % 16`;
     /// values are position-major rows of `n_kv_heads * head_dim`.
-    pub(crate) fn host_layer(&self, layer: usize) -> (&[f32], &[f32]) {
+    pub(crate) fn host_layer(&self, layer: usize) -> (&[u16], &[u16]) {
         let layers = self.host.as_ref().expect("host cache");
         let (k, v) = &layers[layer];
         (k, v)

@@ -498,9 +498,11 @@ fn kernel_backend_matches_candle_backend() {
         let logits = |backend| logits_with(backend, true);
         let ours = logits(Backend::Kernels);
         // The fused forward and the candle-tensor forward run the same
-        // kernels: only attention/norm summation order and exp differ
-        // (measured: 1e-6 of the scale, except when such a difference flips
-        // an 8-bit activation rounding, 0.8% once in these six models).
+        // kernels; they differ in attention/norm summation order and exp
+        // (1e-6 of the scale with the same cache), and the fused path keeps
+        // its KV cache in f16 (as llama.cpp does by default), the tensor
+        // path in f32. Measured: 1.2-2.5% of the scale in these six models,
+        // where the rounding flips 8-bit activation roundings downstream.
         let unfused = logits_with(Backend::Kernels, false);
         let fused_gap = ours
             .iter()
@@ -537,7 +539,7 @@ fn kernel_backend_matches_candle_backend() {
         );
         assert!(scale > 1e-2, "{dtype:?}: degenerate logits");
         assert!(
-            fused_gap <= 2e-2 * scale,
+            fused_gap <= 3e-2 * scale,
             "{dtype:?}: fused vs unfused {fused_gap} (scale {scale})"
         );
     }
