@@ -102,6 +102,10 @@ struct ServerTime {
     /// Samples per batched decode step, on average.
     mean_rows_per_step: f64,
     mean_step_ms: f64,
+    /// Rows decoded per second of decode steps, all users together: the
+    /// decode phase's throughput, prefill time left out (unlike
+    /// `Round::decode_tokens_per_sec`, which counts the whole round).
+    decode_step_tokens_per_sec: f64,
     /// Seconds in decode steps and in prefill chunks' forward passes.
     decode_secs: f64,
     prefill_secs: f64,
@@ -151,6 +155,11 @@ fn server_time(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> S
         },
         mean_step_ms: if steps > 0.0 {
             1000.0 * decode_secs / steps
+        } else {
+            0.0
+        },
+        decode_step_tokens_per_sec: if decode_secs > 0.0 {
+            d("codegen_batch_size_sum") / decode_secs
         } else {
             0.0
         },
@@ -462,6 +471,11 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
         .iter()
         .find(|r| r.users == 1)
         .map(|r| r.decode_tokens_per_sec);
+    let base_step_rate = rounds
+        .iter()
+        .find(|r| r.users == 1)
+        .and_then(|r| r.server.as_ref())
+        .map(|t| t.decode_step_tokens_per_sec);
     if args.json {
         let report = json!({
             "model": model_name,
@@ -473,6 +487,10 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
             "rounds": rounds,
             "speedup_vs_one_user": rounds.iter().map(|r| {
                 base_rate.filter(|b| *b > 0.0).map(|b| r.decode_tokens_per_sec / b)
+            }).collect::<Vec<_>>(),
+            "decode_step_speedup_vs_one_user": rounds.iter().map(|r| {
+                base_step_rate.filter(|b| *b > 0.0).zip(r.server.as_ref())
+                    .map(|(b, t)| t.decode_step_tokens_per_sec / b)
             }).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -490,15 +508,21 @@ pub fn run(args: ServeBenchArgs) -> Result<()> {
             "cached prompt",
             "rows/step",
             "ms/step",
+            "step tok/s",
+            "x 1 user (steps)",
             "decode s",
             "prefill s",
             "prefill tok/s",
         ]);
         for r in &rounds {
-            let server: [String; 5] = match &r.server {
+            let server: [String; 7] = match &r.server {
                 Some(t) => [
                     format!("{:.1}", t.mean_rows_per_step),
                     format!("{:.1}", t.mean_step_ms),
+                    format!("{:.1}", t.decode_step_tokens_per_sec),
+                    base_step_rate.filter(|b| *b > 0.0).map_or("-".into(), |b| {
+                        format!("{:.2}", t.decode_step_tokens_per_sec / b)
+                    }),
                     format!("{:.1}", t.decode_secs),
                     format!("{:.1}", t.prefill_secs),
                     format!("{:.0}", t.prefill_tokens_per_sec),
@@ -555,6 +579,7 @@ mod tests {
         assert_eq!(t.decode_steps, 20);
         assert!((t.mean_rows_per_step - 4.0).abs() < 1e-9);
         assert!((t.mean_step_ms - 100.0).abs() < 1e-9);
+        assert!((t.decode_step_tokens_per_sec - 40.0).abs() < 1e-9);
         assert!((t.decode_secs - 2.0).abs() < 1e-9);
         assert!((t.prefill_secs - 2.0).abs() < 1e-9);
         assert_eq!(t.prefilled_tokens, 1000);
@@ -562,6 +587,7 @@ mod tests {
         // Nothing happened: no division by zero.
         let idle = server_time(&after, &after);
         assert_eq!(idle.mean_step_ms, 0.0);
+        assert_eq!(idle.decode_step_tokens_per_sec, 0.0);
         assert_eq!(idle.prefill_tokens_per_sec, 0.0);
     }
 }
