@@ -416,23 +416,10 @@ fn attend_cache(
     out: &mut [f32],
     buf: &mut Vec<f32>,
 ) {
+    // SAFETY: AVX-512F detected at run time.
     #[cfg(target_arch = "x86_64")]
-    if level == Simd::Avx512 && a.hd.is_multiple_of(32) && a.n_keys > 0 {
-        // SAFETY (all arms): AVX-512F detected at run time; sizes are
-        // checked inside.
-        unsafe {
-            match a.group {
-                1 => return attend_zmm::<u16, 1>(a, scores, out),
-                2 => return attend_zmm::<u16, 2>(a, scores, out),
-                3 => return attend_zmm::<u16, 3>(a, scores, out),
-                4 => return attend_zmm::<u16, 4>(a, scores, out),
-                5 => return attend_zmm::<u16, 5>(a, scores, out),
-                6 => return attend_zmm::<u16, 6>(a, scores, out),
-                7 => return attend_zmm::<u16, 7>(a, scores, out),
-                8 => return attend_zmm::<u16, 8>(a, scores, out),
-                _ => {}
-            }
-        }
+    if level == Simd::Avx512 && unsafe { attend_zmm_any(a, scores, out) } {
+        return;
     }
     let (hd, n) = (a.hd, a.n_keys);
     let block = hd * KEY_BLOCK;
@@ -464,6 +451,27 @@ fn attend_cache(
     );
 }
 
+impl<'a, T> Attend<'a, T> {
+    /// The same task over other keys and values of the same layout.
+    #[cfg(test)]
+    fn with_kv<'b, U>(&self, k: &'b [U], v: &'b [U]) -> Attend<'b, U>
+    where
+        'a: 'b,
+    {
+        Attend {
+            q: self.q,
+            k,
+            v,
+            kv_stride: self.kv_stride,
+            kv_off: self.kv_off,
+            n_keys: self.n_keys,
+            hd: self.hd,
+            group: self.group,
+            scale: self.scale,
+        }
+    }
+}
+
 fn attend(level: Simd, a: &Attend, scores: &mut [f32], out: &mut [f32]) {
     match level {
         #[cfg(target_arch = "x86_64")]
@@ -479,24 +487,36 @@ fn attend(level: Simd, a: &Attend, scores: &mut [f32], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn attend_avx512(a: &Attend, scores: &mut [f32], out: &mut [f32]) {
-    if a.hd.is_multiple_of(32) && a.n_keys > 0 {
-        // SAFETY (all arms): AVX-512F checked by the caller; sizes are
-        // checked inside.
-        unsafe {
-            match a.group {
-                1 => return attend_zmm::<f32, 1>(a, scores, out),
-                2 => return attend_zmm::<f32, 2>(a, scores, out),
-                3 => return attend_zmm::<f32, 3>(a, scores, out),
-                4 => return attend_zmm::<f32, 4>(a, scores, out),
-                5 => return attend_zmm::<f32, 5>(a, scores, out),
-                6 => return attend_zmm::<f32, 6>(a, scores, out),
-                7 => return attend_zmm::<f32, 7>(a, scores, out),
-                8 => return attend_zmm::<f32, 8>(a, scores, out),
-                _ => {}
-            }
+    // SAFETY: AVX-512F checked by the caller.
+    if !unsafe { attend_zmm_any(a, scores, out) } {
+        attend_body::<true>(a, scores, out)
+    }
+}
+
+/// `attend_zmm` for the shapes it takes (head size a multiple of 32, up to
+/// 8 query heads per KV head); false for the others.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn attend_zmm_any<T: Load16>(a: &Attend<T>, scores: &mut [f32], out: &mut [f32]) -> bool {
+    if !a.hd.is_multiple_of(32) || a.n_keys == 0 {
+        return false;
+    }
+    // SAFETY (all arms): AVX-512F checked by the caller; sizes are checked
+    // inside.
+    unsafe {
+        match a.group {
+            1 => attend_zmm::<T, 1>(a, scores, out),
+            2 => attend_zmm::<T, 2>(a, scores, out),
+            3 => attend_zmm::<T, 3>(a, scores, out),
+            4 => attend_zmm::<T, 4>(a, scores, out),
+            5 => attend_zmm::<T, 5>(a, scores, out),
+            6 => attend_zmm::<T, 6>(a, scores, out),
+            7 => attend_zmm::<T, 7>(a, scores, out),
+            8 => attend_zmm::<T, 8>(a, scores, out),
+            _ => return false,
         }
     }
-    attend_body::<true>(a, scores, out)
+    true
 }
 
 /// 16 consecutive keys or value components as f32.
@@ -985,17 +1005,7 @@ mod tests {
                     x.iter().map(|&v| f16::from_f32(v).to_bits()).collect()
                 };
                 let (kt16, v16) = (bits(&kt), bits(&v));
-                let a16 = Attend {
-                    q: &q,
-                    k: &kt16,
-                    v: &v16,
-                    kv_stride: kv_dim,
-                    kv_off: kvh * hd,
-                    n_keys,
-                    hd,
-                    group,
-                    scale,
-                };
+                let a16 = a.with_kv(&kt16, &v16);
                 let mut buf = Vec::new();
                 for &level in &levels {
                     let mut scores = vec![0f32; group * n_keys];
