@@ -33,6 +33,34 @@ macro_rules! by_tokens8 {
 }
 pub(crate) use by_tokens8;
 
+/// `select` and the entry points of a module of Q4_0/Q5_0/Q8_0 AVX-512 VNNI
+/// kernels (`q4_0_n`, `q5_0_n`, `q8_0_n`, generic over the token count):
+/// `$w` names the weight bytes they take, `$out` their output.
+macro_rules! q32_entries {
+    (@entry $w:ident, $out:ty, $name:ident, $imp:ident) => {
+        fn $name($w: &[u8], a: &Acts, t0: usize, n: usize, out: &mut $out) {
+            // SAFETY: only reachable through `select`, which the driver calls
+            // after checking AVX-512 VNNI/BW/VL; sizes validated by the
+            // driver (and re-checked by the debug assertions).
+            unsafe { by_tokens8!(n, $imp($w, a, t0, out)) }
+        }
+    };
+    ($fn_ty:ty, $w:ident, $out:ty) => {
+        pub(crate) fn select(qtype: QType) -> Option<$fn_ty> {
+            match qtype {
+                QType::Q4_0 => Some(q4_0),
+                QType::Q5_0 => Some(q5_0),
+                QType::Q8_0 => Some(q8_0),
+                _ => None,
+            }
+        }
+        q32_entries!(@entry $w, $out, q4_0, q4_0_n);
+        q32_entries!(@entry $w, $out, q5_0, q5_0_n);
+        q32_entries!(@entry $w, $out, q8_0, q8_0_n);
+    };
+}
+pub(crate) use q32_entries;
+
 /// Prefetches every cache line of `bytes` into L2 (a hint: it cannot fault
 /// and does not change memory, so it is safe for any slice).
 #[inline]
@@ -587,28 +615,7 @@ x86_kernels!(
 pub(crate) mod avx512_q32 {
     use super::*;
 
-    pub(crate) fn select(qtype: QType) -> Option<DotFn> {
-        match qtype {
-            QType::Q4_0 => Some(q4_0),
-            QType::Q5_0 => Some(q5_0),
-            QType::Q8_0 => Some(q8_0),
-            _ => None,
-        }
-    }
-
-    macro_rules! entry {
-        ($name:ident, $imp:ident) => {
-            fn $name(row: &[u8], a: &Acts, t0: usize, n: usize, out: &mut [f32; TILE]) {
-                // SAFETY: only reachable through `select`, which the driver
-                // calls after checking AVX-512 VNNI/BW/VL; sizes validated by
-                // the driver.
-                unsafe { by_tokens8!(n, $imp(row, a, t0, out)) }
-            }
-        };
-    }
-    entry!(q4_0, q4_0_n);
-    entry!(q5_0, q5_0_n);
-    entry!(q8_0, q8_0_n);
+    q32_entries!(DotFn, row, [f32; TILE]);
 
     /// 16 bytes at `p` and at `q` -> 64 nibbles: [p lo, p hi, q lo, q hi].
     #[inline]

@@ -24,32 +24,11 @@
 
 use crate::formats::QK;
 use crate::matmul::{Acts, Dot4Fn, TILE};
-use crate::x86::by_tokens8;
+use crate::x86::{by_tokens8, q32_entries};
 use crate::QType;
 use std::arch::x86_64::*;
 
-pub(crate) fn select(qtype: QType) -> Option<Dot4Fn> {
-    match qtype {
-        QType::Q4_0 => Some(q4_0),
-        QType::Q5_0 => Some(q5_0),
-        QType::Q8_0 => Some(q8_0),
-        _ => None,
-    }
-}
-
-macro_rules! entry {
-    ($name:ident, $imp:ident) => {
-        fn $name(rows: &[u8], a: &Acts, t0: usize, n: usize, out: &mut [[f32; TILE]; 4]) {
-            // SAFETY: only reachable through `select`, which the driver calls
-            // after checking AVX-512 VNNI/BW/VL; sizes validated by the
-            // driver (and re-checked by the debug assertions).
-            unsafe { by_tokens8!(n, $imp(rows, a, t0, out)) }
-        }
-    };
-}
-entry!(q4_0, q4_0_n);
-entry!(q5_0, q5_0_n);
-entry!(q8_0, q8_0_n);
+q32_entries!(Dot4Fn, rows, [[f32; TILE]; 4]);
 
 #[inline(always)]
 unsafe fn read_u16(p: *const u8) -> u64 {
